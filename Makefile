@@ -1,0 +1,27 @@
+# SkyEye data toolkit. `make install` is idempotent; `make demo` and `make test` install first.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo-out
+
+.PHONY: install demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[train,eval,review,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	bash scripts/demo.sh $(DEMO)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(DEMO) .pytest_cache
