@@ -12,6 +12,7 @@ import pkgutil
 from skyeye_data.sources.base import LayoutError, Rejected, SourceConverter
 
 _REGISTRY: dict[str, SourceConverter] = {}
+_LOADED = False  # every source module imported
 
 
 def register(cls: type[SourceConverter]) -> type[SourceConverter]:
@@ -22,13 +23,16 @@ def register(cls: type[SourceConverter]) -> type[SourceConverter]:
 
 
 def _load_all() -> None:
+    global _LOADED
     for module in pkgutil.iter_modules(__path__):
         if not module.name.startswith("_") and module.name != "base":
             importlib.import_module(f"{__name__}.{module.name}")
+    _LOADED = True
 
 
 def all_sources() -> dict[str, SourceConverter]:
-    if not _REGISTRY:
+    # not "if not _REGISTRY": importing one source module directly registers it and would hide the rest
+    if not _LOADED:
         _load_all()
     return dict(sorted(_REGISTRY.items()))
 

@@ -1,0 +1,298 @@
+"""CapERA: Captioning Events in Aerial videos (Bashmal et al., 2023).
+
+What it is
+    Captions for the 2,864 drone videos of ERA (:mod:`skyeye_data.sources.era`): each video has one
+    manual caption (event, objects, place, action, numbers, time) and four more generated from it,
+    five in all. SkyEye-968k makes one video-captioning sample per training caption (1,473 train
+    videos x 5 = 7.4k). This converter yields one :class:`~skyeye_data.schema.CaptionRecord` per
+    video (``media="video"``, all its captions); frames are sampled later (:mod:`skyeye_data.video`).
+
+Raw layout (under ``RAW/capera/``)
+    ``CapERA_DATASET_train.json`` and ``CapERA_DATASET_test.json``::
+
+        {"ERA_caption": [{"video_id": "Baseball_001.mp4",
+                          "annotation": {"English_caption": ["five", "caption", "strings", ...]}}, ...]}
+
+    and the videos at ``Videos/Train/<Class>/<video_id>`` and ``Videos/Test/<Class>/<video_id>``,
+    where ``<Class>`` is ERA's class folder (``Baseball``, ``TrafficCollision``, ``NonEvent``, ...) and
+    equals the ``video_id`` without its ``_<NNN>`` number. A ``video_id`` is unique only within its
+    split (ERA numbers each split from 001), so record ids and image keys carry the split.
+    A missing split file is skipped with a warning: people convert what they have.
+
+Quirks handled
+    - A file that is not valid JSON (truncated download) is one record-level rejection
+      "invalid JSON at line L col C"; a file that is not UTF-8, or has no ``ERA_caption`` list,
+      likewise.
+    - Entries that are not objects, lack a ``video_id`` string (or hold a path in it), or lack an
+      ``annotation.English_caption`` list are quarantined; so is an entry whose captions are all
+      blank. Single blank or non-string captions are dropped from a kept record (part-level
+      quarantine line + flag ``empty_caption_dropped``). Whitespace in captions is collapsed.
+    - A ``video_id`` repeated within one split quarantines the later entries.
+    - The video is looked up in its class folder first; when the folder name differs from the id's
+      prefix (a renamed folder) the video is found by file name anywhere under ``Videos/<Split>/``
+      (flag ``video_in_other_folder``). A video that is missing, corrupt or truncated quarantines
+      the entry with the decoder's reason.
+
+Identity
+    ``record_id`` = ``capera:<split>/<stem>``. ``image_key`` = ``era:<split>/<stem>``: the key
+    family is ERA's because the videos are ERA's, under the same file names, so the key of a
+    CapERA video equals the key the ERA converter gives it (``family = "era"``).
+    ``image_sha256`` is the video file's hash; ``width``/``height`` come from the stream header.
+
+Citation
+    L. Bashmal, Y. Bazi, M. M. Al Rahhal, M. Zuair, F. Melgani, "CapERA: Captioning Events in Aerial
+    Videos", Remote Sensing 15(8):2139, 2023. https://doi.org/10.3390/rs15082139
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any, Iterator
+
+from skyeye_data.io import write_text_atomic
+from skyeye_data.schema import CaptionRecord, Record
+from skyeye_data.sources import register
+from skyeye_data.sources.base import LayoutError, Rejected, Scale, SourceConverter, build_record, relpath
+from skyeye_data.sources.era import (
+    FAMILY,
+    class_prefix,
+    find_split_dirs,
+    synthetic_videos,
+    video_key,
+    write_synthetic_video,
+)
+from skyeye_data.video import VideoError, probe_video
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_FILES: dict[str, str] = {"train": "CapERA_DATASET_train.json", "test": "CapERA_DATASET_test.json"}
+VIDEOS_DIR = "Videos"
+TOP_KEY = "ERA_caption"
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _AnnotationFileProblem(Exception):
+    """The whole annotation file is unusable; the message is the quarantine reason."""
+
+
+def load_entries(path: Path) -> list[Any]:
+    """The ``ERA_caption`` list of one annotation file (small: ~1.5k entries, read whole)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _AnnotationFileProblem(f"file is not UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _AnnotationFileProblem(f"invalid JSON at line {error.lineno} col {error.colno}: {error.msg}")
+    if not isinstance(document, dict) or not isinstance(document.get(TOP_KEY), list):
+        raise _AnnotationFileProblem(f'expected {{"{TOP_KEY}": [...]}} at the top of the file')
+    return document[TOP_KEY]
+
+
+class _VideoFinder:
+    """Resolves a split's video ids to files: the class folder first, then any folder by file name."""
+
+    def __init__(self, split_dir: Path | None):
+        self.split_dir = split_dir
+        self._by_name: dict[str, list[Path]] | None = None
+
+    def find(self, video_id: str) -> tuple[Path | None, bool]:
+        """(path or None, found outside its class folder)."""
+        if self.split_dir is None:
+            return None, False
+        expected = self.split_dir / (class_prefix(video_id) or "") / video_id
+        if expected.is_file():
+            return expected, False
+        if self._by_name is None:
+            self._by_name = {}
+            for path in sorted(self.split_dir.rglob("*")):
+                if path.is_file():
+                    self._by_name.setdefault(path.name, []).append(path)
+        matches = self._by_name.get(video_id, [])
+        return (matches[0], True) if len(matches) == 1 else (None, False)
+
+    def expected_path(self, video_id: str, split: str) -> str:
+        folder = self.split_dir.name if self.split_dir else split.capitalize()
+        return f"{VIDEOS_DIR}/{folder}/{class_prefix(video_id) or '<Class>'}/{video_id}"
+
+
+@register
+class CapERASource(SourceConverter):
+    name = "capera"
+    task = "caption"
+    family = FAMILY  # the videos are ERA's: one key family, so ERA and CapERA records join
+    media = "video"
+    layout = "CapERA_DATASET_{train,test}.json, Videos/{Train,Test}/<Class>/<Class>_NNN.mp4"
+    title = "CapERA: Captioning Events in Aerial Videos"
+    citation = (
+        "Bashmal, L., Bazi, Y., Al Rahhal, M. M., Zuair, M., Melgani, F. CapERA: Captioning Events in "
+        "Aerial Videos. Remote Sensing 15(8):2139, 2023."
+    )
+    license = "research use (videos: ERA, academic use only)"
+    homepage = "https://doi.org/10.3390/rs15082139"
+
+    def check_layout(self, raw_dir: Path) -> None:
+        super().check_layout(raw_dir)
+        if not any((raw_dir / name).is_file() for name in ANNOTATION_FILES.values()):
+            raise LayoutError(f"capera: neither {' nor '.join(ANNOTATION_FILES.values())} in {raw_dir}; expected {self.layout}")
+
+    def records(self, raw_dir: Path) -> Iterator[Record | Rejected]:
+        self.check_layout(raw_dir)
+        split_dirs = find_split_dirs(raw_dir / VIDEOS_DIR)
+        for split, file_name in ANNOTATION_FILES.items():
+            path = raw_dir / file_name
+            if not path.is_file():
+                log.warning("capera: %s is absent; its %s split is skipped", file_name, split)
+                continue
+            try:
+                entries = load_entries(path)
+            except _AnnotationFileProblem as problem:
+                yield Rejected(file_name, str(problem))
+                continue
+            finder = _VideoFinder(split_dirs.get(split))
+            first_index: dict[str, int] = {}
+            for index, entry in enumerate(entries):
+                yield from self._entry(raw_dir, file_name, split, index, entry, finder, first_index)
+
+    def _entry(
+        self,
+        raw_dir: Path,
+        file_name: str,
+        split: str,
+        index: int,
+        entry: Any,
+        finder: _VideoFinder,
+        first_index: dict[str, int],
+    ) -> Iterator[Record | Rejected]:
+        def reject(reason: str, level: str = "record") -> Rejected:
+            return Rejected(file_name, reason, raw_index=index, excerpt=json.dumps(entry)[:300], level=level)
+
+        if not isinstance(entry, dict):
+            yield reject(f"entry is not an object (got {type(entry).__name__})")
+            return
+        video_id = entry.get("video_id")
+        if not isinstance(video_id, str) or not video_id.strip():
+            yield reject("entry has no video_id string")
+            return
+        video_id = video_id.strip()
+        if "/" in video_id or "\\" in video_id or video_id in (".", ".."):
+            yield reject(f"video_id {video_id!r} is not a file name")
+            return
+        annotation = entry.get("annotation")
+        raw_captions = annotation.get("English_caption") if isinstance(annotation, dict) else None
+        if not isinstance(raw_captions, list):
+            yield reject("entry has no annotation.English_caption list")
+            return
+        if video_id in first_index:
+            yield reject(f"duplicate video_id {video_id!r} in split {split} (first at index {first_index[video_id]})")
+            return
+        first_index[video_id] = index
+
+        captions: list[str] = []
+        for position, caption in enumerate(raw_captions):
+            if isinstance(caption, str) and caption.strip():
+                captions.append(_clean(caption))
+            else:
+                yield reject(f"caption {position} of {video_id} is empty or not text; dropped", level="part")
+        if not captions:
+            yield reject(f"no non-empty caption for {video_id}")
+            return
+
+        video_path, moved = finder.find(video_id)
+        if video_path is None:
+            yield reject(f"video not found: {finder.expected_path(video_id, split)}")
+            return
+        try:
+            info = probe_video(video_path)
+        except VideoError as error:
+            yield reject(f"{error} ({relpath(video_path, raw_dir)})")
+            return
+        flags = (["empty_caption_dropped"] if len(captions) < len(raw_captions) else []) + (
+            ["video_in_other_folder"] if moved else []
+        )
+        yield build_record(
+            CaptionRecord,
+            raw_file=file_name,
+            raw_index=index,
+            source=self.name,
+            record_id=f"{self.name}:{split}/{Path(video_id).stem}",
+            split=split,
+            media="video",
+            image_path=relpath(video_path, raw_dir),
+            image_key=video_key(split, video_id),
+            image_sha256=info.sha256,
+            width=info.width,
+            height=info.height,
+            captions=captions,
+            flags=flags,
+        )
+
+    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
+        """The two JSON files and Videos/{Train,Test}/<Class>/; video bytes equal the ERA synth's."""
+        videos = synthetic_videos(scale)
+        entries: dict[str, list[dict]] = {"train": [], "test": []}
+        for video in videos:
+            folder = "Train" if video.split == "train" else "Test"
+            write_synthetic_video(raw_dir / VIDEOS_DIR / folder / video.raw_class / video.file_name, video, scale)
+            captions = synthetic_captions(video.raw_class, rng)
+            entries[video.split].append({"video_id": video.file_name, "annotation": {"English_caption": captions}})
+        for split, file_name in ANNOTATION_FILES.items():
+            write_text_atomic(raw_dir / file_name, json.dumps({TOP_KEY: entries[split]}, indent=1) + "\n")
+        return len(videos)
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic captions in CapERA's style: one detailed "manual" caption and four shorter variants
+# ---------------------------------------------------------------------------------------------
+
+# raw class → (what happens, where it happens)
+_SCENES: dict[str, tuple[str, str]] = {
+    "PostEarthquake": ("collapsed buildings and scattered rubble", "in a damaged town"),
+    "Flood": ("brown water covering streets and houses", "in a flooded neighbourhood"),
+    "Fire": ("thick smoke rising from a burning building", "next to a road"),
+    "Landslide": ("a slope of loose earth that has slid over a road", "in the mountains"),
+    "Mudslide": ("mud flowing between houses", "at the foot of a hill"),
+    "TrafficCollision": ("two damaged cars stopped in the middle of the road", "at an intersection"),
+    "TrafficCongestion": ("long lines of cars moving slowly", "on a highway"),
+    "Harvesting": ("a combine harvester cutting crops", "in a large field"),
+    "Ploughing": ("a tractor ploughing the soil", "in a farm field"),
+    "Constructing": ("cranes and workers building a structure", "on a construction site"),
+    "PoliceChase": ("police cars chasing a vehicle", "along a street"),
+    "Conflict": ("a crowd of people clashing", "in a city square"),
+    "Baseball": ("players playing a baseball game", "on a baseball field"),
+    "Basketball": ("players playing basketball", "on an outdoor court"),
+    "Boating": ("boats sailing", "on a lake"),
+    "Cycling": ("a group of cyclists riding", "along a road"),
+    "Running": ("many people running a race", "through the streets"),
+    "Soccer": ("two teams playing soccer", "on a green field"),
+    "Swimming": ("people swimming", "in a pool"),
+    "CarRacing": ("race cars speeding", "around a track"),
+    "Party": ("people dancing at a party", "in a garden"),
+    "Concert": ("a large crowd watching a concert", "in front of a stage"),
+    "ParadeProtest": ("people marching with banners", "down a main street"),
+    "ReligiousActivity": ("people gathered in prayer", "around a place of worship"),
+    "NonEvent": ("houses, trees and a quiet road", "in a residential area"),
+}
+_TIMES = ("during the day", "in the afternoon", "on a sunny day", "in the evening", "in the morning")
+_OPENERS = ("An aerial video shows", "A drone video shows", "This aerial footage shows", "From above we see")
+
+
+def synthetic_captions(raw_class: str, rng: random.Random) -> list[str]:
+    what, where = _SCENES.get(raw_class, (f"a {raw_class.lower()} scene", "from above"))
+    when, opener = rng.choice(_TIMES), rng.choice(_OPENERS)
+    return [
+        f"{opener} {what} {where} {when}.",
+        f"The drone captures {what} {where}.",
+        f"{what[0].upper()}{what[1:]} {where}.",
+        f"A view from above of {what}.",
+        f"This video shows {what} {when}.",
+    ]
+
