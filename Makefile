@@ -15,7 +15,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[train,eval,review,dev]"
 	touch $@
 
-install: $(VENV)/.installed
+# Label Studio pins its own SDK, so it lives in its own venv (review tests start it on 127.0.0.1).
+.venv-labelstudio/.installed: scripts/labelstudio.sh
+	bash scripts/labelstudio.sh install
+	touch $@
+
+install: $(VENV)/.installed .venv-labelstudio/.installed
 
 demo: install
 	bash scripts/demo.sh $(DEMO)
