@@ -229,8 +229,12 @@ def record_to_row(record: _RecordBase) -> dict[str, Any]:
     return row
 
 
+# task -> the field names of its model, computed once: row_to_record runs for every record read
+_FIELDS_BY_TASK: dict[str, frozenset[str]] = {m.model_fields["task"].default: frozenset(m.model_fields) for m in RECORD_MODELS}
+
+
 def row_to_record(row: dict[str, Any]) -> Record:
     """The inverse of :func:`record_to_row`: nulls of fields foreign to the row's task are dropped."""
-    model = {m.model_fields["task"].default: m for m in RECORD_MODELS}[row["task"]]
-    data = {k: v for k, v in row.items() if k in model.model_fields}
+    fields = _FIELDS_BY_TASK[row["task"]]
+    data = {k: v for k, v in row.items() if k in fields}
     return RECORD_ADAPTER.validate_python(data)

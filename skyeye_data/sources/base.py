@@ -10,6 +10,7 @@ the record; they reach the quarantine file but do not count in the record balanc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -100,6 +101,22 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# DOTA images reach 20000 x 20000 pixels, past PIL's decompression-bomb guard; dataset images are
+# trusted input, but a cap still stops a corrupt header from asking for absurd memory
+MAX_PIXELS = 32_000 * 32_000
+UNREADABLE_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+@contextlib.contextmanager
+def large_images_allowed() -> Iterator[None]:
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 @lru_cache(maxsize=4096)
 def probe_image(path: Path) -> ImageInfo:
     """Size from the file header (no full decode) and the sha256 of the bytes.
@@ -109,10 +126,10 @@ def probe_image(path: Path) -> ImageInfo:
     if not path.is_file():
         raise ImageProblem(f"image file not found: {path.name}")
     try:
-        with Image.open(path) as image:
+        with large_images_allowed(), Image.open(path) as image:
             width, height = image.size
             fmt = image.format
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UNREADABLE_IMAGE_ERRORS as error:
         raise ImageProblem(f"image cannot be read ({type(error).__name__}: {error})") from error
     if width <= 0 or height <= 0:
         raise ImageProblem(f"image has no pixels ({width}x{height})")

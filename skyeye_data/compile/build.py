@@ -1,0 +1,594 @@
+"""``skyeye build``: recipe + raw root → samples, images, eval shards, quarantine, manifest, card.
+
+Stages (each a function with one job; none reads back from a later one):
+
+1. **resolve** the recipe's sources against ``RAW/<folder>`` (absent: warning and skip, or an
+   error with ``require_all``);
+2. **convert** each present source with :func:`skyeye_data.convert.convert_source` into
+   ``OUT/records/`` -- multi-source builders read (and join) these tables later;
+3. **leak guard**: collect the image keys and hashes of every val/test record of every source, so
+   no image of an evaluation split reaches a training sample, across sources (DESIGN.md);
+4. **compile** each source: its train records through its record builders into samples; its val/test
+   records into eval shards (benchmark sources) or held out;
+5. **mixes**: multi-source builders over the converted records;
+6. **commit**: rename every shard onto its final name, then write README.md and, last,
+   manifest.json (a build folder without a manifest is incomplete).
+
+Counting, per source: ``records in = compiled + eval + held out + not selected + quarantined``
+(quarantined = converter rejections + records a builder or the image store could not use). One
+train record can give several samples (one per caption), so samples are counted separately.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator, Protocol
+
+import pyarrow.parquet as pq
+
+from skyeye_data.compile.builders import (
+    MIX_BUILDERS,
+    RECORD_BUILDERS,
+    BuilderContext,
+    BuildRejection,
+    MixContext,
+    SampleDraft,
+)
+from skyeye_data.compile.evalsets import EVAL_SCHEMA, eval_enabled, eval_item
+from skyeye_data.compile.images import ImageStore
+from skyeye_data.compile.recipe import BuilderOptions, Recipe, SourceSpec
+from skyeye_data.compile.samples import SAMPLES_SCHEMA
+from skyeye_data.compile.shards import (
+    PendingFile,
+    ShardedParquetWriter,
+    commit_files,
+    numbered_name,
+    remove_stale_temporaries,
+    split_shard_name,
+)
+from skyeye_data.compile.templates import TemplatePools, stable_fraction
+from skyeye_data.convert import ConvertSummary, convert_source, read_records, short_reason
+from skyeye_data.io import temporary_name, write_json_atomic, write_text_atomic
+from skyeye_data.sources.base import ImageProblem, LayoutError, file_sha256
+
+MANIFEST_FORMAT = "skyeye-build/1"
+OUTPUT_DIRS = ("samples", "images", "eval")
+
+
+class BuildError(Exception):
+    """The build cannot go on (a required source is absent, a raw folder has the wrong layout)."""
+
+
+class Progress(Protocol):
+    def stage(self, description: str, total: int | None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+
+
+class NullProgress:
+    def stage(self, description: str, total: int | None) -> None:  # noqa: D102
+        pass
+
+    def advance(self, n: int = 1) -> None:  # noqa: D102
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# tallies
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceTally:
+    """Where every record of one source went."""
+
+    source: str
+    raw_folder: str
+    status: str = "built"  # built | missing
+    records_in: int = 0
+    converter_quarantined: int = 0
+    converter_parts_quarantined: int = 0
+    build_quarantined: int = 0
+    compiled: int = 0  # train records that gave samples
+    eval_records: int = 0
+    held_out: Counter = field(default_factory=Counter)  # reason -> records
+    not_selected: Counter = field(default_factory=Counter)  # ratio / cap -> records
+    samples: Counter = field(default_factory=Counter)  # task -> samples
+    eval_items: Counter = field(default_factory=Counter)  # split -> items
+    quarantine_reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def quarantined(self) -> int:
+        return self.converter_quarantined + self.build_quarantined
+
+    @property
+    def accounted(self) -> int:
+        return self.compiled + self.eval_records + sum(self.held_out.values()) + sum(self.not_selected.values()) + self.quarantined
+
+    @property
+    def balanced(self) -> bool:
+        return self.records_in == self.accounted
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "raw_folder": self.raw_folder,
+            "records_in": self.records_in,
+            "compiled": self.compiled,
+            "eval_records": self.eval_records,
+            "held_out": dict(sorted(self.held_out.items())),
+            "not_selected": dict(sorted(self.not_selected.items())),
+            "quarantined": self.quarantined,
+            "converter_quarantined": self.converter_quarantined,
+            "converter_parts_quarantined": self.converter_parts_quarantined,
+            "build_quarantined": self.build_quarantined,
+            "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
+            "samples": dict(sorted(self.samples.items())),
+            "samples_total": sum(self.samples.values()),
+            "eval_items": dict(sorted(self.eval_items.items())),
+            "balanced": self.balanced,
+        }
+
+
+@dataclass
+class MixTally:
+    name: str
+    builder: str
+    status: str = "built"  # built | skipped
+    reason: str | None = None
+    samples: Counter = field(default_factory=Counter)
+    quarantined: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "builder": self.builder,
+            "status": self.status,
+            "reason": self.reason,
+            "samples": dict(sorted(self.samples.items())),
+            "samples_total": sum(self.samples.values()),
+            "quarantined": self.quarantined,
+        }
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: dict[str, Any]
+    sources: dict[str, SourceTally]
+    mixes: dict[str, MixTally]
+    warnings: list[str]
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+# ---------------------------------------------------------------------------------------------
+
+
+class QuarantineLog:
+    """``OUT/quarantine.jsonl``, one JSON object a line, written under a temporary name."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = temporary_name(final)
+        self._file = open(self.tmp, "w", encoding="utf-8")
+        self.lines = 0
+
+    def write(self, entry: dict[str, Any]) -> None:
+        self._file.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        self.lines += 1
+
+    def close(self) -> PendingFile:
+        self._file.close()
+        return PendingFile(self.tmp, self.final)
+
+    def abort(self) -> None:
+        self._file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class BuildOutputs:
+    """Every file a build writes, held under temporary names until :meth:`commit`."""
+
+    def __init__(self, out: Path, recipe: Recipe, frame_cache: Path):
+        self.out = out
+        self.recipe = recipe
+        self.images = ImageStore(out / "images", recipe.max_side, frame_cache)
+        self.quarantine = QuarantineLog(out / "quarantine.jsonl")
+        self.sample_writers: dict[str, ShardedParquetWriter] = {}
+        self.eval_writers: dict[tuple[str, str], ShardedParquetWriter] = {}
+
+    def write_sample(self, row: dict[str, Any]) -> None:
+        split = row["split"]
+        if split not in self.sample_writers:
+            self.sample_writers[split] = ShardedParquetWriter(
+                self.out / "samples", split, SAMPLES_SCHEMA, split_shard_name(split),
+                self.recipe.shard_size, self.recipe.row_group_size,
+            )  # fmt: skip
+        self.sample_writers[split].write(row)
+
+    def write_eval(self, source: str, split: str, row: dict[str, Any]) -> None:
+        key = (source, split)
+        if key not in self.eval_writers:
+            stem = f"{source}-{split}"
+            self.eval_writers[key] = ShardedParquetWriter(
+                self.out / "eval", stem, EVAL_SCHEMA, numbered_name(stem), self.recipe.shard_size, self.recipe.row_group_size
+            )
+        self.eval_writers[key].write(row)
+
+    def _writers(self) -> list[ShardedParquetWriter]:
+        return [*self.sample_writers.values(), *self.eval_writers.values()]
+
+    def commit(self) -> list[Path]:
+        """Close everything, drop the previous build's shards, and rename the new files into place."""
+        pending = [p for writer in self._writers() for p in writer.close()]
+        pending += self.images.close()
+        pending.append(self.quarantine.close())
+        # without a manifest the folder reads as incomplete while files are being swapped
+        (self.out / "manifest.json").unlink(missing_ok=True)
+        new_finals = {p.final for p in pending}
+        for directory in OUTPUT_DIRS:
+            for stale in (self.out / directory).glob("*.parquet"):
+                if stale not in new_finals:
+                    stale.unlink()
+        return commit_files(pending)
+
+    def abort(self) -> None:
+        for writer in self._writers():
+            writer.abort()
+        self.images.abort()
+        self.quarantine.abort()
+
+
+# ---------------------------------------------------------------------------------------------
+# stages
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_sources(recipe: Recipe, raw_root: Path, require_all: bool) -> tuple[dict[str, Path | None], list[str]]:
+    """Each recipe source's raw folder, or None when absent (with a warning)."""
+    resolved: dict[str, Path | None] = {}
+    warnings: list[str] = []
+    for name in recipe.sources:
+        raw_dir = raw_root / recipe.raw_folder(name)
+        if raw_dir.is_dir():
+            resolved[name] = raw_dir
+            continue
+        if require_all:
+            raise BuildError(f"{name}: raw folder {raw_dir} is absent (--require-all)")
+        warnings.append(f"{name}: raw folder {raw_dir} is absent; source skipped")
+        resolved[name] = None
+    return resolved, warnings
+
+
+def convert_stage(name: str, raw_dir: Path, records_dir: Path, outputs: BuildOutputs, progress: Progress) -> ConvertSummary:
+    progress.stage(f"convert {name}", None)
+    try:
+        summary = convert_source(name, raw_dir, records_dir, on_item=progress.advance)
+    except LayoutError as error:
+        raise BuildError(str(error)) from error
+    _copy_converter_quarantine(summary, outputs.quarantine)
+    return summary
+
+
+def _copy_converter_quarantine(summary: ConvertSummary, quarantine: QuarantineLog) -> None:
+    with open(summary.quarantine_path, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                quarantine.write(json.loads(line) | {"stage": "convert"})
+
+
+class EvalImages:
+    """Image keys and hashes of every val/test record (a set of short strings, not the records)."""
+
+    def __init__(self) -> None:
+        self.where: dict[str, str] = {}
+
+    def add(self, record) -> None:
+        label = f"{record.source} {record.split}"
+        self.where.setdefault(record.image_key, label)
+        if record.image_sha256:
+            self.where.setdefault(record.image_sha256, label)
+
+    def conflict(self, record) -> str | None:
+        return self.where.get(record.image_key) or (self.where.get(record.image_sha256) if record.image_sha256 else None)
+
+
+def collect_eval_images(records_paths: dict[str, Path], progress: Progress) -> EvalImages:
+    """Reads only the four columns it needs (no record validation: the converter did that)."""
+    eval_images = EvalImages()
+    progress.stage("leak guard: val/test images", len(records_paths))
+    columns = ["source", "split", "image_key", "image_sha256"]
+    for path in records_paths.values():
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=columns):
+            for row in batch.to_pylist():
+                if row["split"] != "train":
+                    eval_images.add(SimpleNamespace(**row))
+        progress.advance()
+    return eval_images
+
+
+def quarantine_entry(record, stage: str, reason: str, builder: str | None = None, level: str = "record") -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "stage": stage,
+        "builder": builder,
+        "record_id": record.record_id,
+        "raw_file": record.provenance.raw_file,
+        "raw_line": record.provenance.raw_line,
+        "raw_index": record.provenance.raw_index,
+        "level": level,
+        "reason": reason,
+        "excerpt": None,
+    }
+
+
+def eval_options(spec: SourceSpec) -> BuilderOptions:
+    """Eval items of video sources sample as many frames as the source's caption builder."""
+    return spec.builders.get("caption", BuilderOptions())
+
+
+class SourceCompiler:
+    """Compiles the records of one source: train → samples, val/test → eval shards or held out."""
+
+    def __init__(self, name: str, raw_dir: Path, recipe: Recipe, pools: TemplatePools, outputs: BuildOutputs,
+                 eval_images: EvalImages | None, tally: SourceTally):  # fmt: skip
+        self.name = name
+        self.spec = recipe.sources[name]
+        self.recipe = recipe
+        self.outputs = outputs
+        self.eval_images = eval_images
+        self.tally = tally
+        self.max_side = self.spec.max_side or recipe.max_side
+        self.builders = [
+            (RECORD_BUILDERS[b], BuilderContext(name, b, raw_dir, options, pools, recipe.box_style))
+            for b, options in self.spec.builders.items()
+        ]
+        self.eval_context = BuilderContext(name, "eval", raw_dir, eval_options(self.spec), pools, recipe.box_style)
+        self.writes_eval = eval_enabled(name, self.spec.eval)
+
+    def run(self, records_path: Path, progress: Progress) -> None:
+        progress.stage(f"compile {self.name}", self.tally.records_in - self.tally.converter_quarantined)
+        for record in read_records(records_path):
+            if record.split == "train":
+                self.train_record(record)
+            else:
+                self.eval_record(record)
+            progress.advance()
+
+    def quarantine(self, record, stage: str, reason: str, builder: str | None = None) -> None:
+        self.outputs.quarantine.write(quarantine_entry(record, stage, reason, builder))
+        self.tally.build_quarantined += 1
+        self.tally.quarantine_reasons[short_reason(reason)] += 1
+
+    def eval_record(self, record) -> None:
+        item = eval_item(record, self.eval_context) if self.writes_eval else None
+        if item is None:
+            self.tally.held_out[f"{record.split} split ({'no eval task' if self.writes_eval else 'not a benchmark source'})"] += 1
+            return
+        draft, extras = item
+        image_ids = self.resolve_media(record, draft, "eval")
+        if image_ids is None:
+            return
+        self.outputs.write_eval(self.name, record.split, draft.row(record.split, image_ids) | extras)
+        self.tally.eval_records += 1
+        self.tally.eval_items[record.split] += 1
+
+    def train_record(self, record) -> None:
+        applicable = [(b, ctx) for b, ctx in self.builders if record.task in b.record_tasks]
+        if not applicable:
+            self.tally.held_out[f"no builder for {record.task} records"] += 1
+            return
+        conflict = self.eval_images.conflict(record) if self.eval_images else None
+        if conflict:
+            self.quarantine(record, "leak_guard", f"leak guard: image {record.image_key} is also in {conflict}; kept out of training")
+            return
+        if not self.selected(record):
+            return
+        drafts, rejections = self.run_builders(record, applicable)
+        if not drafts:
+            reason = "; ".join(f"{b}: {r}" for b, r in rejections) or "no builder produced a sample"
+            self.quarantine(record, "build", reason, builder=",".join(b for b, _ in rejections) or None)
+            return
+        for builder, reason in rejections:  # other builders did use the record: a part-level note
+            self.outputs.quarantine.write(quarantine_entry(record, "build", reason, builder, level="part"))
+        self.write_train(record, drafts)
+
+    def selected(self, record) -> bool:
+        """Seeded ratio sampling and the max_samples cap (counted, never silent)."""
+        if self.spec.ratio < 1 and stable_fraction(self.recipe.seed, f"{self.name}/{record.record_id}") >= self.spec.ratio:
+            self.tally.not_selected["ratio"] += 1
+            return False
+        if self.spec.max_samples is not None and sum(self.tally.samples.values()) >= self.spec.max_samples:
+            self.tally.not_selected["max_samples cap"] += 1
+            return False
+        return True
+
+    @staticmethod
+    def run_builders(record, applicable) -> tuple[list[SampleDraft], list[tuple[str, str]]]:
+        drafts: list[SampleDraft] = []
+        rejections: list[tuple[str, str]] = []
+        for builder, ctx in applicable:
+            for item in builder.fn(record, ctx):
+                if isinstance(item, BuildRejection):
+                    rejections.append((builder.name, item.reason))
+                else:
+                    drafts.append(item)
+        return drafts, rejections
+
+    def write_train(self, record, drafts: list[SampleDraft]) -> None:
+        if self.spec.max_samples is not None:
+            drafts = drafts[: self.spec.max_samples - sum(self.tally.samples.values())]
+        rows = []
+        for draft in drafts:
+            image_ids = self.resolve_media(record, draft, "images")
+            if image_ids is None:
+                return  # the whole record is quarantined: its samples share the unreadable image
+            rows.append(draft.row("train", image_ids))
+        for draft, row in zip(drafts, rows):
+            self.outputs.write_sample(row)
+            self.tally.samples[draft.task] += 1
+        self.tally.compiled += 1
+
+    def resolve_media(self, record, draft: SampleDraft, stage: str) -> list[str] | None:
+        try:
+            return self.outputs.images.image_ids(draft.media, self.max_side)
+        except Exception as error:  # noqa: BLE001 -- any unreadable media becomes a quarantine entry
+            if not _is_media_error(error):
+                raise
+            self.quarantine(record, stage, str(error))
+            return None
+
+
+def _is_media_error(error: Exception) -> bool:
+    try:
+        from skyeye_data.video import VideoError
+    except ImportError:  # pragma: no cover -- video support absent
+        VideoError = ImageProblem  # noqa: N806
+    return isinstance(error, (ImageProblem, VideoError, OSError))
+
+
+def train_records(records_path: Path, eval_images: EvalImages | None) -> Iterator[Any]:
+    """The train records of a converted source that the leak guard lets through (for mix builders)."""
+    for record in read_records(records_path):
+        if record.split == "train" and not (eval_images and eval_images.conflict(record)):
+            yield record
+
+
+def run_mix(name: str, recipe: Recipe, pools: TemplatePools, outputs: BuildOutputs, raw_dirs: dict[str, Path | None],
+            records_paths: dict[str, Path], eval_images: EvalImages | None, progress: Progress) -> MixTally:  # fmt: skip
+    mix = recipe.mixes[name]
+    tally = MixTally(name, mix.builder)
+    absent = [s for s in mix.sources if raw_dirs.get(s) is None]
+    if absent:
+        tally.status, tally.reason = "skipped", f"sources absent: {', '.join(absent)}"
+        return tally
+    context = MixContext(
+        name, mix.builder, list(mix.sources), mix.options, pools, recipe.box_style,
+        {s: raw_dirs[s] for s in mix.sources}, lambda source: train_records(records_paths[source], eval_images),
+    )  # fmt: skip
+    progress.stage(f"mix {name}", None)
+    for item in MIX_BUILDERS[mix.builder](context):
+        if mix.max_samples is not None and sum(tally.samples.values()) >= mix.max_samples:
+            break
+        if isinstance(item, BuildRejection):
+            record = item.record
+            entry = quarantine_entry(record, "mix", item.reason, mix.builder) if record is not None else {
+                "source": name, "stage": "mix", "builder": mix.builder, "level": "record", "reason": item.reason}  # fmt: skip
+            outputs.quarantine.write(entry | {"mix": name})
+            tally.quarantined += 1
+            continue
+        try:
+            image_ids = outputs.images.image_ids(item.media, recipe.max_side)
+        except Exception as error:  # noqa: BLE001
+            if not _is_media_error(error):
+                raise
+            outputs.quarantine.write({"source": name, "stage": "mix", "builder": mix.builder, "level": "record",
+                                      "reason": str(error), "mix": name, "provenance": item.provenance})  # fmt: skip
+            tally.quarantined += 1
+            continue
+        outputs.write_sample(item.row("train", image_ids))
+        tally.samples[item.task] += 1
+        progress.advance()
+    return tally
+
+
+# ---------------------------------------------------------------------------------------------
+# the build
+# ---------------------------------------------------------------------------------------------
+
+
+def build(
+    recipe: Recipe,
+    raw_root: Path,
+    out: Path,
+    *,
+    require_all: bool = False,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Run every stage (module docstring); on any failure no output appears under a final name."""
+    from skyeye_data.compile.mixes import load_mix_builders
+
+    load_mix_builders()
+    progress = progress or NullProgress()
+    raw_root, out = Path(raw_root), Path(out)
+    raw_dirs, warnings = resolve_sources(recipe, raw_root, require_all)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out, out / "records", *(out / d for d in OUTPUT_DIRS))
+    pools = TemplatePools(recipe.templates, recipe.seed)
+    outputs = BuildOutputs(out, recipe, cache_dir or out / "cache" / "frames")
+    tallies = {name: SourceTally(name, recipe.raw_folder(name)) for name in recipe.sources}
+    try:
+        records_paths = {}
+        for name, raw_dir in raw_dirs.items():
+            if raw_dir is None:
+                tallies[name].status = "missing"
+                continue
+            summary = convert_stage(name, raw_dir, out / "records", outputs, progress)
+            records_paths[name] = summary.records_path
+            _tally_conversion(tallies[name], summary)
+        eval_images = collect_eval_images(records_paths, progress) if recipe.leak_guard else None
+        for name, path in records_paths.items():
+            SourceCompiler(name, raw_dirs[name], recipe, pools, outputs, eval_images, tallies[name]).run(path, progress)
+        mixes = {
+            name: run_mix(name, recipe, pools, outputs, raw_dirs, records_paths, eval_images, progress) for name in recipe.mixes
+        }
+        files = outputs.commit()
+    except BaseException:
+        outputs.abort()
+        raise
+    warnings += [f"mix {m.name} skipped: {m.reason}" for m in mixes.values() if m.status == "skipped"]
+    manifest = finish(recipe, out, files, tallies, mixes, len(outputs.images.stored), outputs.quarantine.lines, warnings)
+    return BuildResult(out, manifest, tallies, mixes, warnings)
+
+
+def _tally_conversion(tally: SourceTally, summary: ConvertSummary) -> None:
+    tally.records_in = summary.records_in
+    tally.converter_quarantined = summary.quarantined
+    tally.converter_parts_quarantined = summary.parts_quarantined
+    tally.quarantine_reasons.update(summary.reasons)
+
+
+def sample_counts(tallies: dict[str, SourceTally], mixes: dict[str, MixTally]) -> dict[str, dict[str, dict[str, int]]]:
+    """samples per source (or mix) / task / split; every sample is a train sample (eval goes to eval/)."""
+    counts = {name: {task: {"train": n} for task, n in sorted(t.samples.items())} for name, t in tallies.items()}
+    counts |= {name: {task: {"train": n} for task, n in sorted(m.samples.items())} for name, m in mixes.items()}
+    return counts
+
+
+def finish(recipe: Recipe, out: Path, files: list[Path], tallies: dict[str, SourceTally], mixes: dict[str, MixTally],
+           images: int, quarantined: int, warnings: list[str]) -> dict[str, Any]:  # fmt: skip
+    """Write README.md, then manifest.json (last: its presence marks a complete build)."""
+    from skyeye_data.compile.card import dataset_card
+
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "recipe": {"name": recipe.name, "fingerprint": recipe.fingerprint(), "body": recipe.model_dump(mode="json")},
+        "sources": {name: t.to_json() for name, t in tallies.items()},
+        "mixes": {name: m.to_json() for name, m in mixes.items()},
+        "counts": {
+            "samples": sample_counts(tallies, mixes),
+            "samples_total": sum(sum(t.samples.values()) for t in tallies.values()) + sum(sum(m.samples.values()) for m in mixes.values()),
+            "eval": {name: dict(sorted(t.eval_items.items())) for name, t in tallies.items() if t.eval_items},
+            "images": images,
+            "quarantine_lines": quarantined,
+        },
+        "balanced": all(t.balanced for t in tallies.values()),
+        "warnings": warnings,
+    }
+    write_text_atomic(out / "README.md", dataset_card(manifest, sorted(p.relative_to(out).as_posix() for p in files)))
+    listed = sorted(files + [out / "README.md"])
+    manifest["files"] = {p.relative_to(out).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size} for p in listed}
+    write_json_atomic(out / "manifest.json", manifest)
+    return manifest
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    path = Path(out) / "manifest.json"
+    if not path.is_file():
+        raise BuildError(f"{out} holds no manifest.json: not a (complete) build output")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,219 @@
+"""Commands of the compiler: ``build``, ``recipe schema|check``, ``stats``, ``export llava|minigptv2``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build_command)
+    app.command("stats")(stats_command)
+    recipe_app = typer.Typer(help="Inspect and check build recipes.", no_args_is_help=True)
+    recipe_app.command("schema")(recipe_schema_command)
+    recipe_app.command("check")(recipe_check_command)
+    app.add_typer(recipe_app, name="recipe")
+    export_app = typer.Typer(help="Export a build to another trainer's layout.", no_args_is_help=True)
+    export_app.command("llava")(export_llava_command)
+    export_app.command("minigptv2")(export_minigptv2_command)
+    app.add_typer(export_app, name="export")
+
+
+class RichProgress:
+    """Adapts the build's progress protocol to one rich progress bar per stage."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.task = None
+
+    def stage(self, description: str, total: int | None) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, total=self.progress.tasks[-1].completed)
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+
+def _load_recipe_or_fail(recipe: Path):
+    from skyeye_data.cli import fail
+    from skyeye_data.compile.recipe import RecipeError, load_recipe
+
+    try:
+        return load_recipe(recipe)
+    except RecipeError as error:
+        raise fail(str(error))
+
+
+def build_command(
+    recipe: Annotated[Path, typer.Argument(help="the recipe YAML (see `skyeye recipe schema`)")],
+    raw_root: Annotated[Path, typer.Option("--raw-root", help="raw root: one folder per source, named after its converter")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="build output folder")],
+    require_all: Annotated[bool, typer.Option("--require-all", help="fail when a recipe source's raw folder is absent")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="video frame cache (default OUT/cache/frames)")] = None,
+) -> None:
+    """Compile a recipe into instruction samples, images, eval shards, quarantine, manifest and card."""
+    from skyeye_data.cli import console, fail, progress_bar
+    from skyeye_data.compile.build import BuildError, build
+
+    parsed = _load_recipe_or_fail(recipe)
+    if not raw_root.is_dir():
+        raise fail(f"--raw-root {raw_root} is not a folder")
+    try:
+        with progress_bar() as progress:
+            result = build(parsed, raw_root, out, require_all=require_all, cache_dir=cache_dir, progress=RichProgress(progress))
+    except BuildError as error:
+        raise fail(str(error))
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    print_build_summary(result)
+    print_expected_mismatches(result.manifest)
+    if not result.manifest["balanced"]:
+        raise fail("record counts do not add up for some source (see the table); this is a bug", code=1)
+
+
+def print_build_summary(result) -> None:
+    from skyeye_data.cli import stdout
+
+    table = Table(title=f"build {result.manifest['recipe']['name']} → {result.out}")
+    columns = ("source", "records in", "compiled", "eval", "held out", "not selected", "quarantined", "samples", "balanced")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for name, tally in result.sources.items():
+        if tally.status == "missing":
+            table.add_row(name, "[yellow]absent[/]", *[""] * 7)
+            continue
+        table.add_row(
+            name, str(tally.records_in), str(tally.compiled), str(tally.eval_records), str(sum(tally.held_out.values())),
+            str(sum(tally.not_selected.values())), str(tally.quarantined), str(sum(tally.samples.values())),
+            "[green]yes[/]" if tally.balanced else "[red]NO[/]",
+        )  # fmt: skip
+    for name, mix in result.mixes.items():
+        table.add_row(f"{name} (mix)", "", "", "", "", "", str(mix.quarantined), str(sum(mix.samples.values())), mix.status)
+    stdout.print(table)
+    counts = result.manifest["counts"]
+    stdout.print(
+        f"{counts['samples_total']} samples, {sum(sum(s.values()) for s in counts['eval'].values())} eval items, "
+        f"{counts['images']} images, {counts['quarantine_lines']} quarantine lines → {result.out / 'quarantine.jsonl'}"
+    )
+    built = [t for t in result.sources.values() if t.status == "built"]
+    balanced = sum(t.balanced for t in built)
+    stdout.print(f"records in = compiled + eval + held out + not selected + quarantined: balanced for {balanced} of {len(built)} sources")
+
+
+def print_expected_mismatches(manifest: dict) -> None:
+    """Warn (do not fail: `skyeye stats` does) when a source/task count differs from `expected`."""
+    from skyeye_data.cli import console
+    from skyeye_data.compile.stats import expected_counts
+
+    samples = manifest["counts"]["samples"]
+    for (source, task), want in sorted(expected_counts(manifest).items()):
+        got = samples.get(source, {}).get(task, {}).get("train", 0)
+        if got != want:
+            console.print(f"[yellow]warning:[/] {source}/{task}: {got} samples, the recipe expects {want}")
+
+
+def recipe_schema_command() -> None:
+    """Print the recipe JSON Schema (for editors and validators)."""
+    from skyeye_data.compile.recipe import recipe_json_schema
+
+    print(json.dumps(recipe_json_schema(), indent=2))
+
+
+def recipe_check_command(recipe: Annotated[Path, typer.Argument(help="the recipe YAML")]) -> None:
+    """Validate a recipe: every problem with its line, or its fingerprint when it is valid."""
+    from skyeye_data.cli import stdout
+
+    parsed = _load_recipe_or_fail(recipe)
+    stdout.print(f"[green]ok[/] {recipe}: recipe {parsed.name!r}, {len(parsed.sources)} sources, fingerprint {parsed.fingerprint()}")
+
+
+def stats_command(
+    out: Annotated[Path, typer.Argument(help="a build output folder")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the statistics as JSON on stdout")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="also draw the distributions into this PNG")] = None,
+) -> None:
+    """Samples per source/task/split against the recipe's expected counts; text and box size distributions."""
+    from skyeye_data.cli import fail
+    from skyeye_data.compile.build import BuildError
+    from skyeye_data.compile.stats import compute_stats, plot_stats
+
+    try:
+        stats = compute_stats(out)
+    except BuildError as error:
+        raise fail(str(error))
+    if plot is not None:
+        plot_stats(stats, plot)
+    if as_json:
+        print(json.dumps(stats, indent=2, sort_keys=True))
+    else:
+        print_stats(stats, plot)
+    if stats["mismatches"]:
+        raise typer.Exit(1)
+
+
+def print_stats(stats: dict, plot: Path | None) -> None:
+    from skyeye_data.cli import console, stdout
+
+    table = Table(title=f"samples of build {stats['recipe']} ({stats['fingerprint'][:12]})")
+    for column in ("source", "task", "splits", "samples", "expected", ""):
+        table.add_column(column, justify="right" if column in ("samples", "expected") else "left")
+    for row in stats["rows"]:
+        mark = "" if row["matches"] is None else ("[green]ok[/]" if row["matches"] else "[red]differs[/]")
+        splits = ", ".join(f"{k} {v}" for k, v in row["splits"].items())
+        table.add_row(row["source"], row["task"], splits, str(row["samples"]), "" if row["expected"] is None else str(row["expected"]), mark)
+    stdout.print(table)
+    dist = Table(title="distributions")
+    for column in ("measure", "n", "min", "p25", "median", "p75", "p90", "max", "mean"):
+        dist.add_column(column, justify="left" if column == "measure" else "right")
+    for name, summary in stats["distributions"].items():
+        dist.add_row(name, *("" if summary[k] is None else str(summary[k]) for k in ("n", "min", "p25", "median", "p75", "p90", "max", "mean")))
+    stdout.print(dist)
+    stdout.print(f"{stats['samples_total']} samples, {stats['images']} images; counts balanced: {stats['balanced']}")
+    if plot is not None:
+        stdout.print(f"plot written to {plot}")
+    if stats["mismatches"]:
+        console.print(f"[red]{len(stats['mismatches'])} source/task counts differ from the recipe's expected counts[/]")
+
+
+def export_llava_command(
+    build_dir: Annotated[Path, typer.Argument(help="a build output folder")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="export folder")],
+    no_video: Annotated[bool, typer.Option("--no-video", help="leave out multi-frame (video) samples")] = False,
+) -> None:
+    """Export to LLaVA / GeoChat: skyeye_llava.json ({id, image, conversations}) and images/."""
+    from skyeye_data.cli import fail, progress_bar, stdout
+    from skyeye_data.compile.build import BuildError
+    from skyeye_data.compile.export import export_llava
+
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("export llava", total=None)
+            summary = export_llava(build_dir, out, include_video=not no_video, on_item=lambda: progress.advance(task))
+    except BuildError as error:
+        raise fail(str(error))
+    skipped = f", {summary.skipped} video samples left out" if summary.skipped else ""
+    stdout.print(f"{summary.samples} samples, {summary.images} images → {out / 'skyeye_llava.json'}{skipped}")
+
+
+def export_minigptv2_command(
+    build_dir: Annotated[Path, typer.Argument(help="a build output folder")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="export folder")],
+) -> None:
+    """Export to MiniGPT-v2: images/ (vis_root) and one annotation JSON per task (see the module docs)."""
+    from skyeye_data.cli import fail, progress_bar, stdout
+    from skyeye_data.compile.build import BuildError
+    from skyeye_data.compile.export import export_minigptv2
+
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("export minigptv2", total=None)
+            summary = export_minigptv2(build_dir, out, on_item=lambda: progress.advance(task))
+    except BuildError as error:
+        raise fail(str(error))
+    stdout.print(f"{summary.samples} samples, {summary.images} images → {out}: {', '.join(summary.files)}")

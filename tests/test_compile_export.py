@@ -1,0 +1,115 @@
+"""Exports (LLaVA, MiniGPT-v2) and `skyeye stats` on a build of the mini corpus, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from skyeye_data.cli import app
+
+PROJECT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def built(mini_raw_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    result = runner.invoke(app, ["build", str(PROJECT / "recipes" / "demo.yaml"), "--raw-root", str(mini_raw_root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "balanced for" in " ".join(result.output.split())
+    return out
+
+
+def samples(out: Path) -> list[dict]:
+    return [r for p in sorted((out / "samples").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+
+
+def images(out: Path) -> dict[str, bytes]:
+    return {r["image_id"]: r["bytes"] for p in sorted((out / "images").glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
+
+
+def test_export_llava_round_trip(built, tmp_path):
+    result = runner.invoke(app, ["export", "llava", str(built), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    entries = json.loads((tmp_path / "skyeye_llava.json").read_text())
+    by_id = {s["id"]: s for s in samples(built)}
+    stored = images(built)
+    assert len(entries) == len(by_id)
+    for entry in entries:
+        sample = by_id[entry["id"]]
+        paths = entry["image"] if isinstance(entry["image"], list) else [entry["image"]]
+        assert len(paths) == len(sample["image_ids"])
+        for path, image_id in zip(paths, sample["image_ids"]):
+            assert (tmp_path / path).read_bytes() == stored[image_id]
+        human, gpt = entry["conversations"][0], entry["conversations"][1]
+        assert human["from"] == "human" and gpt["from"] == "gpt"
+        assert human["value"] == "<image>\n" * len(paths) + sample["conversation"][0]["content"]
+        assert gpt["value"] == sample["conversation"][1]["content"]
+
+
+def test_export_llava_without_video(built, tmp_path):
+    result = runner.invoke(app, ["export", "llava", str(built), "--out", str(tmp_path), "--no-video"])
+    assert result.exit_code == 0, result.output
+    entries = json.loads((tmp_path / "skyeye_llava.json").read_text())
+    assert entries and all(isinstance(e["image"], str) for e in entries)
+    assert len(entries) == sum(1 for s in samples(built) if len(s["image_ids"]) == 1)
+
+
+def test_export_minigptv2_layout(built, tmp_path):
+    result = runner.invoke(app, ["export", "minigptv2", str(built), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    tasks = {s["task"] for s in samples(built)}
+    assert {p.stem for p in tmp_path.glob("*.json")} == tasks
+    captions = json.loads((tmp_path / "caption.json").read_text())
+    assert all({"image", "caption", "image_id"} <= set(c) for c in captions)
+    vqa = json.loads((tmp_path / "vqa.json").read_text())
+    assert all(isinstance(v["answer"], list) and v["question"] and not v["question"].startswith("[") for v in vqa)
+    refer = json.loads((tmp_path / "refer.json").read_text())
+    assert all(r["instruction_input"].startswith("[refer] ") and r["answer"].startswith("{<") for r in refer)
+    for entry in captions + vqa + refer:
+        for path in entry["image"] if isinstance(entry["image"], list) else [entry["image"]]:
+            assert (tmp_path / path).is_file()
+
+
+def test_export_refuses_a_folder_without_manifest(tmp_path):
+    result = runner.invoke(app, ["export", "llava", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "manifest" in result.output
+
+
+def test_stats_json_and_plot(built, tmp_path):
+    plot = tmp_path / "stats.png"
+    result = runner.invoke(app, ["stats", str(built), "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    counted = {}
+    for s in samples(built):
+        counted[(s["source"], s["task"])] = counted.get((s["source"], s["task"]), 0) + 1
+    assert {(r["source"], r["task"]): r["samples"] for r in stats["rows"] if r["samples"]} == counted
+    assert stats["distributions"]["box_area_pct"]["n"] > 0
+    assert stats["distributions"]["answer_words"]["n"] == len(samples(built))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stats_flags_expected_count_mismatch(built, tmp_path):
+    manifest = json.loads((built / "manifest.json").read_text())
+    manifest["recipe"]["body"]["sources"]["rsicd"]["expected"] = {"caption": 10**6}
+    other = tmp_path / "b"
+    other.mkdir()
+    (other / "samples").symlink_to(built / "samples")
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["stats", str(other)])
+    assert result.exit_code == 1
+    assert "differs" in result.output
+
+
+def test_build_cli_reports_bad_recipe_line(mini_raw_root, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: x\nsources:\n  rsicd:\n    builder: [caption]\n")
+    result = runner.invoke(app, ["build", str(recipe), "--raw-root", str(mini_raw_root), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "r.yaml:4" in result.output and "sources.rsicd.builder" in result.output
+    assert not (tmp_path / "o").exists()
