@@ -30,6 +30,11 @@ stdout = Console()
 
 # Modules that add commands with register(app). Keep one line each.
 COMMAND_MODULES: list[str] = [
+    "skyeye_model.cli",
+    "skyeye_data.review.cli",
+    "skyeye_data.compile.cli",
+    "skyeye_data.evaluation.cli",
+    "skyeye_data.preview",
 ]
 
 

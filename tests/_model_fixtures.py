@@ -1,0 +1,160 @@
+"""Tiny build outputs (samples, images, eval shards) written to the docs/ARCHITECTURE.md contract,
+and the tiny model directories, for the tests of ``skyeye_model``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+THREE_TURN_DIALOG = [
+    {"role": "user", "content": "[caption] Briefly describe this image."},
+    {"role": "assistant", "content": "many airplanes near the runway"},
+    {"role": "user", "content": "[vqa] Is it a rural or an urban area"},
+    {"role": "assistant", "content": "urban"},
+    {"role": "user", "content": "[refer] the small bridge"},
+    {"role": "assistant", "content": "{<23><12><80><40>}"},
+]
+
+CAPTIONS = ["airplanes at the airport", "a river near green trees", "dense residential buildings", "ships in the harbor"]
+COLORS = [(200, 30, 30), (30, 160, 40), (40, 40, 200), (220, 200, 40)]
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("task", pa.string()),
+        ("split", pa.string()),
+        ("image_ids", pa.list_(pa.string())),
+        ("conversation", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("review_status", pa.string()),
+        ("provenance", pa.string()),
+    ]
+)
+IMAGE_SCHEMA = pa.schema(
+    [("image_id", pa.string()), ("bytes", pa.binary()), ("format", pa.string()), ("width", pa.int32()), ("height", pa.int32())]
+)
+
+
+def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (64, 48), mark: int = 0) -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, color)
+    ImageDraw.Draw(image).rectangle([mark % 40, 5, mark % 40 + 10, 20], fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def write_images(root: Path, images: list[bytes], row_group_size: int = 4) -> list[str]:
+    ids = [hashlib.sha256(b).hexdigest() for b in images]
+    table = pa.table(
+        {"image_id": ids, "bytes": images, "format": ["png"] * len(ids), "width": [64] * len(ids), "height": [48] * len(ids)},
+        schema=IMAGE_SCHEMA,
+    )
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, root / "images" / "images-00000.parquet", row_group_size=row_group_size)
+    return ids
+
+
+def sample_row(sample_id: str, source: str, task: str, image_ids: list[str], conversation: list[dict], status="auto") -> dict:
+    return {
+        "id": sample_id,
+        "source": source,
+        "task": task,
+        "split": "train",
+        "image_ids": image_ids,
+        "conversation": conversation,
+        "review_status": status,
+        "provenance": json.dumps({"records": [sample_id]}),
+    }
+
+
+def write_shards(folder: Path, prefix: str, rows: list[dict], shards: int = 2, row_group_size: int = 3, schema=SAMPLE_SCHEMA) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    per_shard = -(-len(rows) // shards)
+    for number in range(shards):
+        part = rows[number * per_shard : (number + 1) * per_shard]
+        name = f"{prefix}-{number:05d}-of-{shards:05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(part, schema=schema), folder / name, row_group_size=row_group_size)
+
+
+def make_build_output(root: Path, count: int = 16) -> Path:
+    """A tiny `skyeye build` output: captions from two sources, a 3-turn Conversa sample, a 3-frame video,
+    a rejected sample (must be skipped), an eval shard."""
+    images = [png_bytes(COLORS[i % 4], mark=i) for i in range(count)] + [png_bytes((90, 90, 90), mark=k * 7) for k in range(3)]
+    ids = write_images(root, images)
+    rows = []
+    for i in range(count):
+        source = "rsicd" if i % 2 == 0 else "ucm_captions"
+        conversation = [{"role": "user", "content": "[caption] Briefly describe this image."}, {"role": "assistant", "content": CAPTIONS[i % 4]}]
+        rows.append(sample_row(f"{source}-{i:04d}", source, "caption", [ids[i]], conversation))
+    rows.append(sample_row("ucm_conversa-0000", "ucm_conversa", "conversation", [ids[0]], THREE_TURN_DIALOG))
+    video_conversation = [{"role": "user", "content": "[caption] Briefly describe this video."}, {"role": "assistant", "content": "a drone flying over people"}]
+    rows.append(sample_row("capera-0000", "capera", "caption", ids[count:], video_conversation))
+    rows.append(sample_row("rsicd-rejected", "rsicd", "caption", [ids[1]], video_conversation, status="rejected"))
+    write_shards(root / "samples", "train", rows)
+    write_eval_shard(root, ids)
+    return root
+
+
+EVAL_SCHEMA = pa.schema(
+    list(SAMPLE_SCHEMA)
+    + [
+        ("references", pa.list_(pa.string())),
+        ("ref_boxes", pa.list_(pa.list_(pa.float64()))),
+        ("question_type", pa.string()),
+        ("subset", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+    ]
+)
+
+
+def write_eval_shard(root: Path, ids: list[str]) -> None:
+    rows = []
+    for i in range(5):
+        refer = i % 2 == 1
+        conversation = [
+            {"role": "user", "content": "[refer] the white square" if refer else "[caption] Briefly describe this image."},
+            {"role": "assistant", "content": "{<10><10><30><40>}" if refer else CAPTIONS[i % 4]},
+        ]
+        row = sample_row(f"eval-{i}", "dior_rsvg" if refer else "rsicd", "refer" if refer else "caption", [ids[i]], conversation)
+        row.update(
+            split="test",
+            references=[conversation[1]["content"]],
+            ref_boxes=[[6.4, 4.8, 19.2, 19.2]] if refer else [],
+            question_type=None,
+            subset=None,
+            width=64,
+            height=48,
+        )
+        rows.append(row)
+    (root / "eval").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=EVAL_SCHEMA), root / "eval" / "mixed-test-00000.parquet", row_group_size=2)
+
+
+def tiny_config(model_dir: Path, data_root: Path, output_dir: Path, **overrides) -> "TrainConfig":
+    from skyeye_model.config import TrainConfig
+
+    raw = {
+        "model": {"llm_path": str(model_dir / "llm"), "vision_path": str(model_dir / "vision"), "image_size": 56, "max_length": 128},
+        "data": {"root": str(data_root), "num_workers": 0},
+        "optim": {"lr": 2e-3, "warmup_steps": 2, "weight_decay": 0.05},
+        "output_dir": str(output_dir),
+        "batch_size": 4,
+        "epochs": 1,
+        "save_every": 1000,
+        "seed": 7,
+    }
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return TrainConfig.model_validate(raw)
