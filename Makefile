@@ -1,5 +1,5 @@
 # SkyEye data toolkit. `make install` is idempotent; `make demo` and `make test` install first.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-out

@@ -25,3 +25,7 @@ rm -rf "$OUT/train"
 "$SKYEYE" train run recipes/train/tiny.yaml --data-root "$OUT/build" --output-dir "$OUT/train" \
   --set model.llm_path="$OUT/tiny-model/llm" --set model.vision_path="$OUT/tiny-model/vision"
 "$SKYEYE" predict "$OUT/train/checkpoint-0000020" "$OUT/build/eval" --out "$OUT/predictions.parquet" --max-new-tokens 16
+
+echo "== 5. score the predictions against the eval shards' references"
+"$SKYEYE" eval "$OUT/predictions.parquet" --out "$OUT/report"
+echo "report: $OUT/report/report.md"

@@ -90,7 +90,7 @@ def test_stats_json_and_plot(built, tmp_path):
         counted[(s["source"], s["task"])] = counted.get((s["source"], s["task"]), 0) + 1
     assert {(r["source"], r["task"]): r["samples"] for r in stats["rows"] if r["samples"]} == counted
     assert stats["distributions"]["box_area_pct"]["n"] > 0
-    assert stats["distributions"]["answer_words"]["n"] == len(samples(built))
+    assert stats["distributions"]["answer_words"]["n"] == sum(len(s["conversation"]) // 2 for s in samples(built))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

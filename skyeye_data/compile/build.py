@@ -21,7 +21,10 @@ train record can give several samples (one per caption), so samples are counted 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import string
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +100,8 @@ class SourceTally:
     held_out: Counter = field(default_factory=Counter)  # reason -> records
     not_selected: Counter = field(default_factory=Counter)  # ratio / cap -> records
     samples: Counter = field(default_factory=Counter)  # task -> samples
+    duplicates: Counter = field(default_factory=Counter)  # task -> samples left out by the recipe's dedupe
+    leak_guard: Counter = field(default_factory=Counter)  # "<source> <split>" it clashed with -> train records kept out
     eval_items: Counter = field(default_factory=Counter)  # split -> items
     quarantine_reasons: Counter = field(default_factory=Counter)
 
@@ -128,6 +133,9 @@ class SourceTally:
             "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
             "samples": dict(sorted(self.samples.items())),
             "samples_total": sum(self.samples.values()),
+            "duplicates_dropped": dict(sorted(self.duplicates.items())),
+            "leak_guard_excluded": dict(sorted(self.leak_guard.items())),
+            "leak_guard_excluded_total": sum(self.leak_guard.values()),
             "eval_items": dict(sorted(self.eval_items.items())),
             "balanced": self.balanced,
         }
@@ -140,7 +148,9 @@ class MixTally:
     status: str = "built"  # built | skipped
     reason: str | None = None
     samples: Counter = field(default_factory=Counter)
-    quarantined: int = 0
+    duplicates: Counter = field(default_factory=Counter)
+    quarantined: int = 0  # record-level: a primary record (image, video) that gave no sample
+    parts_quarantined: int = 0  # part-level: a class, join or turn left out of a sample that was written
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,7 +159,9 @@ class MixTally:
             "reason": self.reason,
             "samples": dict(sorted(self.samples.items())),
             "samples_total": sum(self.samples.values()),
+            "duplicates_dropped": dict(sorted(self.duplicates.items())),
             "quarantined": self.quarantined,
+            "parts_quarantined": self.parts_quarantined,
         }
 
 
@@ -190,6 +202,64 @@ class QuarantineLog:
         self.tmp.unlink(missing_ok=True)
 
 
+class InstructionKeys:
+    """An instruction reduced to its task and payload: which phrasing the pool drew does not count.
+
+    ``[vqa] Based on the image, respond ...: Is it urban?`` and ``[vqa] Is it urban?`` both become
+    (vqa, "Is it urban?"); every caption instruction becomes (caption,). The templates of the task's
+    pools are matched longest literal text first, so a bare ``{question}`` template comes last.
+    """
+
+    def __init__(self, pools: TemplatePools):
+        by_task: dict[str, list[tuple[int, re.Pattern]]] = {}
+        for pool, templates in pools.pools.items():
+            task = pool.rsplit("_", 1)[-1]  # video_caption -> caption
+            by_task.setdefault(task, []).extend(self._pattern(t) for t in templates)
+        self.patterns = {task: [p for _, p in sorted(found, key=lambda f: -f[0])] for task, found in by_task.items()}
+
+    @staticmethod
+    def _pattern(template: str) -> tuple[int, re.Pattern]:
+        """(length of the template's literal text, a regex capturing its fields)."""
+        parts = list(string.Formatter().parse(template))
+        regex = "".join(re.escape(text) + (f"(?P<{name}>.+)" if name else "") for text, name, _, _ in parts)
+        return sum(len(text) for text, _, _, _ in parts), re.compile(regex, re.S)
+
+    def key(self, text: str) -> str:
+        task, _, rest = text.partition(" ")
+        for pattern in self.patterns.get(task.strip("[]"), ()):
+            match = pattern.fullmatch(rest)
+            if match:
+                return "\x1e".join([task, *match.groups()])
+        return text
+
+
+class SampleDigests:
+    """Which samples were written, as 16-byte digests (about 100 MB at a million samples).
+
+    A sample's identity is its images, task, answers and its instructions' task and payload
+    (:class:`InstructionKeys`): the same caption twice on one image is a repeat whichever phrasing
+    each drew, and so is the same question with the same answer.
+    """
+
+    def __init__(self, pools: TemplatePools) -> None:
+        self.instructions = InstructionKeys(pools)
+        self.digests: set[bytes] = set()
+
+    def digest(self, row: dict[str, Any]) -> bytes:
+        parts = [row["task"], *row["image_ids"]]
+        for turn in row["conversation"]:
+            content = self.instructions.key(turn["content"]) if turn["role"] == "user" else turn["content"]
+            parts.append(f"{turn['role']}:{content}")
+        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+
+    def first_time(self, row: dict[str, Any]) -> bool:
+        key = self.digest(row)
+        if key in self.digests:
+            return False
+        self.digests.add(key)
+        return True
+
+
 class BuildOutputs:
     """Every file a build writes, held under temporary names until :meth:`commit`."""
 
@@ -200,8 +270,12 @@ class BuildOutputs:
         self.quarantine = QuarantineLog(out / "quarantine.jsonl")
         self.sample_writers: dict[str, ShardedParquetWriter] = {}
         self.eval_writers: dict[tuple[str, str], ShardedParquetWriter] = {}
+        self.seen_samples = SampleDigests(TemplatePools(recipe.templates, recipe.seed)) if recipe.dedupe else None
 
-    def write_sample(self, row: dict[str, Any]) -> None:
+    def write_sample(self, row: dict[str, Any]) -> bool:
+        """Write a sample row; False (nothing written) when dedupe is on and the sample repeats an earlier one."""
+        if self.seen_samples is not None and not self.seen_samples.first_time(row):
+            return False
         split = row["split"]
         if split not in self.sample_writers:
             self.sample_writers[split] = ShardedParquetWriter(
@@ -209,6 +283,7 @@ class BuildOutputs:
                 self.recipe.shard_size, self.recipe.row_group_size,
             )  # fmt: skip
         self.sample_writers[split].write(row)
+        return True
 
     def write_eval(self, source: str, split: str, row: dict[str, Any]) -> None:
         key = (source, split)
@@ -378,13 +453,15 @@ class SourceCompiler:
         self.tally.eval_items[record.split] += 1
 
     def train_record(self, record) -> None:
-        applicable = [(b, ctx) for b, ctx in self.builders if record.task in b.record_tasks]
-        if not applicable:
-            self.tally.held_out[f"no builder for {record.task} records"] += 1
-            return
+        # the guard comes first: a source read only by mixes still reports what it kept out of them
         conflict = self.eval_images.conflict(record) if self.eval_images else None
         if conflict:
             self.quarantine(record, "leak_guard", f"leak guard: image {record.image_key} is also in {conflict}; kept out of training")
+            self.tally.leak_guard[conflict] += 1
+            return
+        applicable = [(b, ctx) for b, ctx in self.builders if record.task in b.record_tasks]
+        if not applicable:
+            self.tally.held_out[f"no builder for {record.task} records"] += 1
             return
         if not self.selected(record):
             return
@@ -398,7 +475,10 @@ class SourceCompiler:
         self.write_train(record, drafts)
 
     def selected(self, record) -> bool:
-        """Seeded ratio sampling and the max_samples cap (counted, never silent)."""
+        """The recipe's subsets, seeded ratio sampling and the max_samples cap (counted, never silent)."""
+        if self.spec.subsets is not None and record.subset not in self.spec.subsets:
+            self.tally.not_selected[f"subset {record.subset} not in the recipe's subsets"] += 1
+            return False
         if self.spec.ratio < 1 and stable_fraction(self.recipe.seed, f"{self.name}/{record.record_id}") >= self.spec.ratio:
             self.tally.not_selected["ratio"] += 1
             return False
@@ -429,8 +509,10 @@ class SourceCompiler:
                 return  # the whole record is quarantined: its samples share the unreadable image
             rows.append(draft.row("train", image_ids))
         for draft, row in zip(drafts, rows):
-            self.outputs.write_sample(row)
-            self.tally.samples[draft.task] += 1
+            if self.outputs.write_sample(row):
+                self.tally.samples[draft.task] += 1
+            else:
+                self.tally.duplicates[draft.task] += 1
         self.tally.compiled += 1
 
     def resolve_media(self, record, draft: SampleDraft, stage: str) -> list[str] | None:
@@ -476,10 +558,13 @@ def run_mix(name: str, recipe: Recipe, pools: TemplatePools, outputs: BuildOutpu
             break
         if isinstance(item, BuildRejection):
             record = item.record
-            entry = quarantine_entry(record, "mix", item.reason, mix.builder) if record is not None else {
-                "source": name, "stage": "mix", "builder": mix.builder, "level": "record", "reason": item.reason}  # fmt: skip
+            entry = quarantine_entry(record, "mix", item.reason, mix.builder, item.level) if record is not None else {
+                "source": name, "stage": "mix", "builder": mix.builder, "level": item.level, "reason": item.reason}  # fmt: skip
             outputs.quarantine.write(entry | {"mix": name})
-            tally.quarantined += 1
+            if item.level == "part":
+                tally.parts_quarantined += 1
+            else:
+                tally.quarantined += 1
             continue
         try:
             image_ids = outputs.images.image_ids(item.media, recipe.max_side)
@@ -490,8 +575,10 @@ def run_mix(name: str, recipe: Recipe, pools: TemplatePools, outputs: BuildOutpu
                                       "reason": str(error), "mix": name, "provenance": item.provenance})  # fmt: skip
             tally.quarantined += 1
             continue
-        outputs.write_sample(item.row("train", image_ids))
-        tally.samples[item.task] += 1
+        if outputs.write_sample(item.row("train", image_ids)):
+            tally.samples[item.task] += 1
+        else:
+            tally.duplicates[item.task] += 1
         progress.advance()
     return tally
 
@@ -576,6 +663,8 @@ def finish(recipe: Recipe, out: Path, files: list[Path], tallies: dict[str, Sour
             "eval": {name: dict(sorted(t.eval_items.items())) for name, t in tallies.items() if t.eval_items},
             "images": images,
             "quarantine_lines": quarantined,
+            "duplicates_dropped": sum(sum(t.duplicates.values()) for t in [*tallies.values(), *mixes.values()]),
+            "leak_guard_excluded": {name: sum(t.leak_guard.values()) for name, t in tallies.items() if t.leak_guard},
         },
         "balanced": all(t.balanced for t in tallies.values()),
         "warnings": warnings,

@@ -67,10 +67,12 @@ class BuildRejection:
     """A record a builder cannot use, with a reason a person understands.
 
     Record builders leave ``record`` unset (the pipeline knows the record); mix builders set it.
+    ``level="part"``: something left out of a sample that was still written (a class, a join).
     """
 
     reason: str
     record: Any = None
+    level: str = "record"
 
 
 def sample_id(source: str, record_ids: Sequence[str], builder: str, index: int) -> str:

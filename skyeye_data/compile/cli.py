@@ -101,6 +101,13 @@ def print_build_summary(result) -> None:
         f"{counts['samples_total']} samples, {sum(sum(s.values()) for s in counts['eval'].values())} eval items, "
         f"{counts['images']} images, {counts['quarantine_lines']} quarantine lines → {result.out / 'quarantine.jsonl'}"
     )
+    guarded = {name: t.leak_guard for name, t in result.sources.items() if t.leak_guard}
+    if guarded:
+        stdout.print("leak guard: train records kept out because their image is in a val/test split (counted as quarantined):")
+        for name, clashes in guarded.items():
+            stdout.print(f"  {name}: {sum(clashes.values())} (" + ", ".join(f"{n} in {where}" for where, n in sorted(clashes.items())) + ")")
+    if counts.get("duplicates_dropped"):
+        stdout.print(f"dedupe: {counts['duplicates_dropped']} repeated samples left out (per source in manifest.json)")
     built = [t for t in result.sources.values() if t.status == "built"]
     balanced = sum(t.balanced for t in built)
     stdout.print(f"records in = compiled + eval + held out + not selected + quarantined: balanced for {balanced} of {len(built)} sources")

@@ -18,6 +18,19 @@ Example::
         builders: {refer: {}, identify: {}}
       capera:
         builders: {caption: {frames: 4}}
+      ucm_captions: {builders: [caption]}
+      rsivqa:
+        builders: [vqa]
+        subsets: [UCM, Sydney, DOTA]       # other subsets' train records: counted as not selected
+    mixes:                                 # multi-source builders (skyeye_data/compile/mixes/)
+      ucm_conversa:
+        builder: conversa
+        sources: [ucm_captions, rsivqa]    # the first gives the image, the others join on it
+        options: {turns: [caption, vqa], min_turns: 2, max_turns: 4}
+
+``leak_guard`` (on by default) keeps every train record whose image (key or content hash) is in a
+val/test split of any source out of training, counted per source; ``dedupe`` (off by default)
+leaves out samples repeating an earlier one, counted too.
 """
 
 from __future__ import annotations
@@ -48,12 +61,31 @@ class BuilderOptions(BaseModel):
     max_per_record: int | None = Field(None, ge=1, description="at most this many samples from one record")
 
 
+class MixOptions(BuilderOptions):
+    """Options of a multi-source builder (Conversa, RSPG, ERA-VQA); each builder reads the ones it understands."""
+
+    max_boxes: int = Field(10, ge=1, description="phrase grounding: a class with more boxes than this in an image is not phrased")
+    min_box_side: float = Field(0, ge=0, description="phrase grounding: a class with a box whose shorter side is below this (pixels) is not phrased")
+    max_phrases: int = Field(1, ge=1, le=8, description="phrase grounding: up to this many classes in one answer (<p>a</p> {..} <p>b</p> {..})")
+    samples_per_image: int = Field(1, ge=1, description="samples drawn from one image (RSPG) or one video (ERA-VQA)")
+    turns: list[Literal["caption", "vqa", "refer", "identify", "detection"]] = Field(
+        default_factory=list, description="Conversa: the task kinds a dialog may hold, in the recipe's order"
+    )
+    min_turns: int = Field(2, ge=1, description="Conversa: fewest turns in a dialog")
+    max_turns: int = Field(4, ge=1, description="Conversa: most turns in a dialog (the count is drawn from the seed)")
+    min_tasks: int = Field(2, ge=1, description="Conversa: fewest distinct tasks in a dialog")
+    shuffle_turns: bool = Field(True, description="Conversa: order turns by the seed (false: the order of `turns`)")
+
+
 class SourceSpec(BaseModel):
     """How one source enters the build."""
 
     model_config = ConfigDict(extra="forbid")
 
     raw: str | None = Field(None, description="folder under --raw-root holding the dataset (default: the source name)")
+    subsets: list[str] | None = Field(
+        None, description="only train records of these subsets (e.g. RSIVQA [UCM, Sydney, DOTA]); others are counted as not selected"
+    )
     builders: dict[str, BuilderOptions] = Field(
         default_factory=dict, description="task builders to run on the source's train records, with options"
     )
@@ -82,8 +114,8 @@ class MixSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     builder: str
-    sources: list[str] = Field(min_length=1)
-    options: BuilderOptions = Field(default_factory=BuilderOptions)
+    sources: list[str] = Field(min_length=1, description="the first source gives the image; the others are joined on it")
+    options: MixOptions = Field(default_factory=MixOptions)
     max_samples: int | None = Field(None, ge=0)
     expected: dict[str, int] | None = None
 
@@ -101,6 +133,9 @@ class Recipe(BaseModel):
     row_group_size: int = Field(1_000, ge=1, description="rows per Parquet row group (random access granularity)")
     max_side: int | None = Field(None, ge=16, description="downscale stored images whose longer side exceeds this")
     leak_guard: bool = Field(True, description="leave out train records whose image is in any source's val/test split")
+    dedupe: bool = Field(
+        False, description="leave out (and count) a sample whose image, task, payload and answers repeat an earlier sample's"
+    )
     templates: dict[str, list[str]] = Field(
         default_factory=dict, description="instruction pools overriding the built-in ones, by pool name"
     )
@@ -239,6 +274,10 @@ def semantic_problems(recipe: Recipe) -> list[tuple[tuple[Any, ...], str]]:
         for i, source in enumerate(mix.sources):
             if source not in recipe.sources:
                 problems.append((("mixes", mix_name, "sources", i), f"{source!r} is not among the recipe's sources"))
+        if mix.builder == "conversa" and not mix.options.turns:
+            problems.append((("mixes", mix_name, "options"), "a conversa mix needs options.turns, e.g. [caption, vqa]"))
+        if mix.options.min_turns > mix.options.max_turns:
+            problems.append((("mixes", mix_name, "options", "min_turns"), "min_turns is larger than max_turns"))
     for pool, templates in recipe.templates.items():
         for i, problem in template_problems(pool, templates):
             problems.append((("templates", pool) + ((i,) if i is not None else ()), problem))
