@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from skyeye_data.compile.phrases import readable_class
 import yaml
 
 from skyeye_data.compile import shards
@@ -176,8 +178,9 @@ def test_detection_groups_all_boxes_of_a_class(built):
         assert len(got) == len(labels)
         for label in labels:
             boxes = [o.box for o in record.objects if o.label == label]
-            want = f"<p>{label}</p> " + "<delim>".join(box_tokens(b, record.width, record.height) for b in boxes)
-            assert got[f"[detection] {label}"] == want
+            phrase = readable_class(label)  # 'golffield' is written 'golf field'
+            want = f"<p>{phrase}</p> " + "<delim>".join(box_tokens(b, record.width, record.height) for b in boxes)
+            assert got[f"[detection] {phrase}"] == want
 
 
 def test_angle_box_style(mini_raw_root, tmp_path):

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from skyeye_data.compile.build import build
-from skyeye_data.compile.mixes._common import count_phrase, phraseable_classes, plural
+from skyeye_data.compile.mixes._common import phraseable_classes
+from skyeye_data.compile.phrases import count_phrase, plural
 from skyeye_data.compile.recipe import MixOptions, RecipeError, load_recipe, parse_recipe
 from skyeye_data.convert import read_records
 from skyeye_data.schema import DetectedObject, DetectionRecord, Provenance

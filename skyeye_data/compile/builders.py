@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from skyeye_data.boxes import format_boxes, format_phrase
+from skyeye_data.compile.phrases import readable_class
 from skyeye_data.compile.recipe import BuilderOptions
 from skyeye_data.compile.templates import TemplatePools
 
@@ -190,12 +191,15 @@ def identify_samples(record, ctx: BuilderContext):
 
 @record_builder("detection", record_tasks=("detection",), sample_task="detection")
 def detection_samples(record, ctx: BuilderContext):
-    """Phrase → all its boxes: per class, ``[detection] airplane`` → ``<p>airplane</p> {..}<delim>{..}``."""
+    """Phrase → all its boxes: per class, ``[detection] storage tank`` → ``<p>storage tank</p> {..}<delim>{..}``.
+
+    The class name is written as words (DIOR's 'storagetank' → 'storage tank'), as in RSPG.
+    """
     by_label: dict[str, list[list[float]]] = {}
     for obj in record.objects:
         if ctx.options.skip_difficult and obj.difficult:
             continue
-        by_label.setdefault(obj.label.strip(), []).append(obj.box)
+        by_label.setdefault(readable_class(obj.label), []).append(obj.box)
     if not by_label:
         yield BuildRejection("every object is marked difficult and skip_difficult is set")
         return

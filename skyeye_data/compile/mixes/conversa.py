@@ -47,7 +47,8 @@ from typing import Any, Iterator
 
 from skyeye_data.boxes import format_boxes, format_phrase
 from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder
-from skyeye_data.compile.mixes._common import count_phrase, instruction, phraseable_classes
+from skyeye_data.compile.mixes._common import instruction, phraseable_classes
+from skyeye_data.compile.phrases import count_phrase
 from skyeye_data.compile.templates import stable_index
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from typing import Iterator
 
 from skyeye_data.boxes import format_phrases
 from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder
-from skyeye_data.compile.mixes._common import count_phrase, instruction, join_phrases, phraseable_classes
+from skyeye_data.compile.mixes._common import instruction, phraseable_classes
+from skyeye_data.compile.phrases import count_phrase, join_phrases
 
 
 def phrase_groups(labels: list[str], max_phrases: int, samples: int, rng: random.Random) -> list[list[str]]:
