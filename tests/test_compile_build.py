@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from skyeye_data.compile.phrases import readable_class
 import yaml
 
 from skyeye_data.compile import shards
 from skyeye_data.compile.build import BuildError, build
+from skyeye_data.compile.phrases import readable_class
 from skyeye_data.compile.recipe import load_recipe, parse_recipe
 from skyeye_data.convert import read_records
 
