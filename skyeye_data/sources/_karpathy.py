@@ -51,6 +51,7 @@ from skyeye_data.sources.base import (
     SourceConverter,
     build_record,
     image_key,
+    media_fields,
     probe_image,
 )
 
@@ -277,11 +278,7 @@ class CaptionJsonSource(SourceConverter):
             source=self.name,
             record_id=f"{self.name}:{Path(filename).stem}",
             split=split,
-            image_path=image_rel,
-            image_key=image_key(self.family, filename),
-            image_sha256=info.sha256,
-            width=info.width,
-            height=info.height,
+            **media_fields(image_rel, image_key(self.family, filename), info),
             captions=check.captions,
             flags=sorted(check.flags),
         )

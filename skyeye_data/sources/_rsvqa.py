@@ -69,6 +69,7 @@ from skyeye_data.sources.base import (
     SourceConverter,
     build_record,
     image_key,
+    media_fields,
     probe_image,
 )
 from skyeye_data.synth import synth_image
@@ -412,11 +413,7 @@ class RsvqaSource(SourceConverter):
                 record_id=f"{self.name}:{qid}",
                 split=files.split,
                 subset=files.subset,
-                image_path=image_rel,
-                image_key=image_key(self.family, f"{img_id}.tif"),
-                image_sha256=info.sha256,
-                width=info.width,
-                height=info.height,
+                **media_fields(image_rel, image_key(self.family, f"{img_id}.tif"), info),
                 question=text.strip(),
                 answer=answer.text.strip(),
                 question_type=question.get("type") or None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Iterator, Literal
@@ -134,6 +134,20 @@ def probe_image(path: Path) -> ImageInfo:
     if width <= 0 or height <= 0:
         raise ImageProblem(f"image has no pixels ({width}x{height})")
     return ImageInfo(width, height, file_sha256(path), fmt)
+
+
+def media_fields(image_path: str, key: str, info) -> dict:
+    """The record fields that say which image (or video) a record shows and its size.
+
+    ``info`` is what :func:`probe_image` (or the video probe) returned for the file.
+    """
+    return {
+        "image_path": image_path,
+        "image_key": key,
+        "image_sha256": info.sha256,
+        "width": info.width,
+        "height": info.height,
+    }
 
 
 def image_key(family: str, file_name: str) -> str:

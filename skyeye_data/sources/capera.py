@@ -55,7 +55,7 @@ from typing import Any, Iterator
 from skyeye_data.io import write_text_atomic
 from skyeye_data.schema import CaptionRecord, Record
 from skyeye_data.sources import register
-from skyeye_data.sources.base import LayoutError, Rejected, Scale, SourceConverter, build_record, relpath
+from skyeye_data.sources.base import LayoutError, Rejected, Scale, SourceConverter, build_record, media_fields, relpath
 from skyeye_data.sources.era import (
     FAMILY,
     class_prefix,
@@ -226,11 +226,7 @@ class CapERASource(SourceConverter):
             record_id=f"{self.name}:{split}/{Path(video_id).stem}",
             split=split,
             media="video",
-            image_path=relpath(video_path, raw_dir),
-            image_key=video_key(split, video_id),
-            image_sha256=info.sha256,
-            width=info.width,
-            height=info.height,
+            **media_fields(relpath(video_path, raw_dir), video_key(split, video_id), info),
             captions=captions,
             flags=flags,
         )

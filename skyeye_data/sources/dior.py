@@ -54,6 +54,7 @@ from skyeye_data.sources.base import (
     SourceConverter,
     build_record,
     image_key,
+    media_fields,
     probe_image,
 )
 
@@ -200,11 +201,7 @@ class DiorSource(SourceConverter):
             source=self.name,
             record_id=f"dior:{image_id}",
             split=split,
-            image_path=image_path.relative_to(raw_dir).as_posix(),
-            image_key=image_key(self.family, image_path.name),
-            image_sha256=info.sha256,
-            width=info.width,
-            height=info.height,
+            **media_fields(image_path.relative_to(raw_dir).as_posix(), image_key(self.family, image_path.name), info),
             objects=objects,
             flags=sorted(flags),
         )

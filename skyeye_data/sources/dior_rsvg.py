@@ -51,6 +51,7 @@ from skyeye_data.sources.base import (
     SourceConverter,
     build_record,
     image_key,
+    media_fields,
     probe_image,
 )
 from skyeye_data.sources.dior import (
@@ -209,11 +210,7 @@ class DiorRsvgSource(SourceConverter):
             source=self.name,
             record_id=f"dior_rsvg:{global_index}",
             split=split,
-            image_path=image_path.relative_to(raw_dir).as_posix(),
-            image_key=image_key(self.family, image_path.name),
-            image_sha256=info.sha256,
-            width=info.width,
-            height=info.height,
+            **media_fields(image_path.relative_to(raw_dir).as_posix(), image_key(self.family, image_path.name), info),
             expression=obj.description or "",
             boxes=[box],
             label=label,

@@ -66,7 +66,7 @@ from PIL import Image, ImageDraw
 
 from skyeye_data.schema import ClassificationRecord, Record
 from skyeye_data.sources import register
-from skyeye_data.sources.base import LayoutError, Rejected, Scale, SourceConverter, build_record, relpath
+from skyeye_data.sources.base import LayoutError, Rejected, Scale, SourceConverter, build_record, media_fields, relpath
 from skyeye_data.video import VideoError, probe_video, write_video
 
 FAMILY = "era"
@@ -278,11 +278,7 @@ class ERASource(SourceConverter):
             record_id=key,
             split=split,
             media="video",
-            image_path=rel,
-            image_key=key,
-            image_sha256=info.sha256,
-            width=info.width,
-            height=info.height,
+            **media_fields(rel, key, info),
             label=label,
             flags=[] if known else ["class_not_in_era_list"],
         )

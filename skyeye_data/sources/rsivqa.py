@@ -83,6 +83,7 @@ from skyeye_data.sources.base import (
     SourceConverter,
     build_record,
     image_key,
+    media_fields,
     probe_image,
 )
 from skyeye_data.synth import synth_image
@@ -268,11 +269,7 @@ class RSIVQA(SourceConverter):
             record_id=f"{self.name}:{raw_file}:{number}",
             split=split,
             subset=subset.folder,
-            image_path=image_rel,
-            image_key=image_key(subset.family, file_name),
-            image_sha256=info.sha256,
-            width=info.width,
-            height=info.height,
+            **media_fields(image_rel, image_key(subset.family, file_name), info),
             question=triplet.question,
             answer=triplet.answer,
             question_type=question_type(triplet.question, triplet.answer),

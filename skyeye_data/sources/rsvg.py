@@ -57,6 +57,7 @@ from skyeye_data.sources.base import (
     SourceConverter,
     build_record,
     image_key,
+    media_fields,
     probe_image,
 )
 
@@ -139,11 +140,7 @@ class RsvgSource(SourceConverter):
             source=self.name,
             record_id=f"rsvg:{split}:{index}",
             split=split,
-            image_path=image_path.relative_to(raw_dir).as_posix(),
-            image_key=image_key(self.family, image_file),
-            image_sha256=info.sha256,
-            width=info.width,
-            height=info.height,
+            **media_fields(image_path.relative_to(raw_dir).as_posix(), image_key(self.family, image_file), info),
             expression=expression.strip(),
             boxes=[box],
             flags=["box_clipped"] if clipped else [],
