@@ -59,7 +59,7 @@ from skyeye_data.io import temporary_name, write_json_atomic, write_text_atomic
 from skyeye_data.sources.base import ImageProblem, LayoutError, file_sha256
 
 MANIFEST_FORMAT = "skyeye-build/1"
-OUTPUT_DIRS = ("samples", "images", "eval")
+OUTPUT_DIRS = ("samples", "images", "eval", "review-queue")
 
 
 class BuildError(Exception):
@@ -263,7 +263,7 @@ class SampleDigests:
 class BuildOutputs:
     """Every file a build writes, held under temporary names until :meth:`commit`."""
 
-    def __init__(self, out: Path, recipe: Recipe, frame_cache: Path):
+    def __init__(self, out: Path, recipe: Recipe, frame_cache: Path, review_gate=None):
         self.out = out
         self.recipe = recipe
         self.images = ImageStore(out / "images", recipe.max_side, frame_cache)
@@ -271,11 +271,22 @@ class BuildOutputs:
         self.sample_writers: dict[str, ShardedParquetWriter] = {}
         self.eval_writers: dict[tuple[str, str], ShardedParquetWriter] = {}
         self.seen_samples = SampleDigests(TemplatePools(recipe.templates, recipe.seed)) if recipe.dedupe else None
+        self.review_gate = review_gate  # skyeye_data.review.ReviewGate, or None: no review
+        self.queue_writer: ShardedParquetWriter | None = None
 
-    def write_sample(self, row: dict[str, Any]) -> bool:
-        """Write a sample row; False (nothing written) when dedupe is on and the sample repeats an earlier one."""
+    def write_sample(self, row: dict[str, Any]) -> str:
+        """Write a sample row. Returns "written"; "duplicate" (nothing written) when dedupe is on and the
+        sample repeats an earlier one; or the review outcome of a sample kept out of training
+        ("rejected", or "unreviewed_left_out": written to review-queue/ instead)."""
         if self.seen_samples is not None and not self.seen_samples.first_time(row):
-            return False
+            return "duplicate"
+        if self.review_gate is not None:
+            outcome, row = self.review_gate.decide(row)
+            if outcome == "unreviewed_left_out":
+                self._queue_writer().write(row)
+                return outcome
+            if row is None:
+                return outcome
         split = row["split"]
         if split not in self.sample_writers:
             self.sample_writers[split] = ShardedParquetWriter(
@@ -283,7 +294,15 @@ class BuildOutputs:
                 self.recipe.shard_size, self.recipe.row_group_size,
             )  # fmt: skip
         self.sample_writers[split].write(row)
-        return True
+        return "written"
+
+    def _queue_writer(self) -> ShardedParquetWriter:
+        if self.queue_writer is None:
+            self.queue_writer = ShardedParquetWriter(
+                self.out / "review-queue", "queue", SAMPLES_SCHEMA, numbered_name("queue"),
+                self.recipe.shard_size, self.recipe.row_group_size,
+            )  # fmt: skip
+        return self.queue_writer
 
     def write_eval(self, source: str, split: str, row: dict[str, Any]) -> None:
         key = (source, split)
@@ -295,7 +314,8 @@ class BuildOutputs:
         self.eval_writers[key].write(row)
 
     def _writers(self) -> list[ShardedParquetWriter]:
-        return [*self.sample_writers.values(), *self.eval_writers.values()]
+        queue = [self.queue_writer] if self.queue_writer is not None else []
+        return [*self.sample_writers.values(), *self.eval_writers.values(), *queue]
 
     def commit(self) -> list[Path]:
         """Close everything, drop the previous build's shards, and rename the new files into place."""
@@ -509,10 +529,11 @@ class SourceCompiler:
                 return  # the whole record is quarantined: its samples share the unreadable image
             rows.append(draft.row("train", image_ids))
         for draft, row in zip(drafts, rows):
-            if self.outputs.write_sample(row):
+            outcome = self.outputs.write_sample(row)
+            if outcome == "written":
                 self.tally.samples[draft.task] += 1
-            else:
-                self.tally.duplicates[draft.task] += 1
+            elif outcome == "duplicate":
+                self.tally.duplicates[draft.task] += 1  # review outcomes are counted by the review gate
         self.tally.compiled += 1
 
     def resolve_media(self, record, draft: SampleDraft, stage: str) -> list[str] | None:
@@ -575,10 +596,11 @@ def run_mix(name: str, recipe: Recipe, pools: TemplatePools, outputs: BuildOutpu
                                       "reason": str(error), "mix": name, "provenance": item.provenance})  # fmt: skip
             tally.quarantined += 1
             continue
-        if outputs.write_sample(item.row("train", image_ids)):
+        outcome = outputs.write_sample(item.row("train", image_ids))
+        if outcome == "written":
             tally.samples[item.task] += 1
-        else:
-            tally.duplicates[item.task] += 1
+        elif outcome == "duplicate":
+            tally.duplicates[item.task] += 1  # review outcomes are counted by the review gate
         progress.advance()
     return tally
 
@@ -596,6 +618,7 @@ def build(
     require_all: bool = False,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
+    include_unreviewed: bool = False,
 ) -> BuildResult:
     """Run every stage (module docstring); on any failure no output appears under a final name."""
     from skyeye_data.compile.mixes import load_mix_builders
@@ -607,7 +630,9 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out, out / "records", *(out / d for d in OUTPUT_DIRS))
     pools = TemplatePools(recipe.templates, recipe.seed)
-    outputs = BuildOutputs(out, recipe, cache_dir or out / "cache" / "frames")
+    review_gate, review_warnings = open_review_gate(recipe, out, include_unreviewed)
+    warnings += review_warnings
+    outputs = BuildOutputs(out, recipe, cache_dir or out / "cache" / "frames", review_gate)
     tallies = {name: SourceTally(name, recipe.raw_folder(name)) for name in recipe.sources}
     try:
         records_paths = {}
@@ -629,8 +654,34 @@ def build(
         outputs.abort()
         raise
     warnings += [f"mix {m.name} skipped: {m.reason}" for m in mixes.values() if m.status == "skipped"]
-    manifest = finish(recipe, out, files, tallies, mixes, len(outputs.images.stored), outputs.quarantine.lines, warnings)
+    review = review_gate.counts.to_json() if review_gate is not None else None
+    manifest = finish(recipe, out, files, tallies, mixes, len(outputs.images.stored), outputs.quarantine.lines, warnings, review)
     return BuildResult(out, manifest, tallies, mixes, warnings)
+
+
+def open_review_gate(recipe: Recipe, out: Path, include_unreviewed: bool):
+    """The review gate of a recipe with a `review:` section (None without one), and its warnings.
+
+    The ledger is read once, here; a ledger that does not exist yet simply holds no verdicts.
+    """
+    if recipe.review is None:
+        return None, []
+    from skyeye_data.review import ReviewGate, ReviewLedger
+
+    warnings, verdicts_from = [], None
+    ledger_path = recipe.review.ledger
+    if ledger_path is not None and Path(ledger_path).resolve().is_relative_to(out.resolve()):
+        warnings.append(f"review ledger {ledger_path} lies inside the build output; keep it outside so it survives rebuilds")
+    if ledger_path is not None and Path(ledger_path).exists():
+        verdicts_from = ReviewLedger(ledger_path)
+    elif ledger_path is not None:
+        warnings.append(f"review ledger {ledger_path} does not exist yet: no sample has a verdict")
+    try:
+        gate = ReviewGate(recipe.review, verdicts_from, include_unreviewed=include_unreviewed)
+    finally:
+        if verdicts_from is not None:
+            verdicts_from.close()
+    return gate, warnings
 
 
 def _tally_conversion(tally: SourceTally, summary: ConvertSummary) -> None:
@@ -648,7 +699,7 @@ def sample_counts(tallies: dict[str, SourceTally], mixes: dict[str, MixTally]) -
 
 
 def finish(recipe: Recipe, out: Path, files: list[Path], tallies: dict[str, SourceTally], mixes: dict[str, MixTally],
-           images: int, quarantined: int, warnings: list[str]) -> dict[str, Any]:  # fmt: skip
+           images: int, quarantined: int, warnings: list[str], review: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Write README.md, then manifest.json (last: its presence marks a complete build)."""
     from skyeye_data.compile.card import dataset_card
 
@@ -669,6 +720,8 @@ def finish(recipe: Recipe, out: Path, files: list[Path], tallies: dict[str, Sour
         "balanced": all(t.balanced for t in tallies.values()),
         "warnings": warnings,
     }
+    if review is not None:  # review outcomes per source (skyeye_data.review.apply.ReviewCounts)
+        manifest["review"] = review
     write_text_atomic(out / "README.md", dataset_card(manifest, sorted(p.relative_to(out).as_posix() for p in files)))
     listed = sorted(files + [out / "README.md"])
     manifest["files"] = {p.relative_to(out).as_posix(): {"sha256": file_sha256(p), "bytes": p.stat().st_size} for p in listed}

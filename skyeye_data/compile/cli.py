@@ -56,6 +56,9 @@ def build_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="build output folder")],
     require_all: Annotated[bool, typer.Option("--require-all", help="fail when a recipe source's raw folder is absent")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(help="video frame cache (default OUT/cache/frames)")] = None,
+    include_unreviewed: Annotated[
+        bool, typer.Option("--include-unreviewed", help="keep samples the recipe's review policy routes but nobody reviewed yet")
+    ] = False,
 ) -> None:
     """Compile a recipe into instruction samples, images, eval shards, quarantine, manifest and card."""
     from skyeye_data.cli import console, fail, progress_bar
@@ -66,7 +69,10 @@ def build_command(
         raise fail(f"--raw-root {raw_root} is not a folder")
     try:
         with progress_bar() as progress:
-            result = build(parsed, raw_root, out, require_all=require_all, cache_dir=cache_dir, progress=RichProgress(progress))
+            result = build(
+                parsed, raw_root, out, require_all=require_all, cache_dir=cache_dir,
+                progress=RichProgress(progress), include_unreviewed=include_unreviewed,
+            )  # fmt: skip
     except BuildError as error:
         raise fail(str(error))
     for warning in result.warnings:

@@ -43,6 +43,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from skyeye_data.review.policy import ReviewPolicy
+
 BoxStyleName = Literal["brace", "angle"]
 
 
@@ -141,6 +143,9 @@ class Recipe(BaseModel):
     )
     sources: dict[str, SourceSpec] = Field(min_length=1)
     mixes: dict[str, MixSpec] = Field(default_factory=dict, description="multi-source builders, by output name")
+    review: ReviewPolicy | None = Field(
+        None, description="human review (`skyeye review`): routing policy and ledger; absent: no review gate"
+    )
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -1,0 +1,229 @@
+"""The routing policy: which samples a person must see before they reach training.
+
+This model is the recipe's ``review:`` section. A sample is routed (queued for review, and held back
+from training until reviewed) for every reason :meth:`ReviewPolicy.route` returns:
+
+- ``required_source`` — its source matches ``require_sources``: by default every generated or
+  composed set (RSPG, ERA-VQA, every *-Conversa), which the paper only kept after manual checks;
+- ``audit`` — a seeded share (``audit_rate``) of every other source; the draw depends only on the
+  seed and the sample id, so the same samples are audited in every rebuild;
+- a named automatic flag (see :data:`FLAG_NAMES`), which routes a sample of any source.
+
+Box checks work on the box tokens (0..100 of each side), so they need no image size.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skyeye_data.boxes import parse_boxes
+
+FlagName = Literal[
+    "tiny_box",
+    "whole_image_box",
+    "empty_answer",
+    "duplicated_answer",
+    "answer_out_of_vocabulary",
+    "caption_too_short",
+    "caption_too_long",
+]
+FLAG_NAMES: tuple[str, ...] = get_args(FlagName)
+REQUIRED_SOURCE = "required_source"
+AUDIT = "audit"
+
+DEFAULT_REQUIRED_SOURCES = ["rspg", "era_vqa", "*conversa"]
+_TASK_IDENTIFIER = re.compile(r"^\s*\[(\w+)\]\s*")
+_NUMBER_WORDS = "zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve"
+
+
+class QuestionType(BaseModel):
+    """A family of questions with a closed set of answers, recognized by the question's wording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    question_pattern: str = Field(description="regex (case-insensitive) searched in the question text")
+    answers: list[str] = Field(default_factory=list, description="allowed answers (case-insensitive)")
+    answer_pattern: str | None = Field(default=None, description="regex the whole answer must match instead")
+
+    def matches_question(self, question: str) -> bool:
+        return re.search(self.question_pattern, question, re.IGNORECASE) is not None
+
+    def allows(self, answer: str) -> bool:
+        answer = answer.strip().rstrip(".").strip()
+        if self.answer_pattern is not None:
+            return re.fullmatch(self.answer_pattern, answer, re.IGNORECASE) is not None
+        return answer.lower() in {a.lower() for a in self.answers}
+
+
+DEFAULT_QUESTION_TYPES = [
+    # "Is it a rural or an urban area" is a choice, not a yes/no question: no " or " allowed
+    QuestionType(
+        name="yes_no",
+        question_pattern=r"^(is|are|does|do|did|can|could|was|were|has|have|will)\b(?!.*\bor\b)",
+        answers=["yes", "no"],
+    ),
+    QuestionType(
+        name="count",
+        question_pattern=r"^how many\b",
+        answer_pattern=rf"\d+|{_NUMBER_WORDS}|(more than|less than|between) .*",
+    ),
+]
+
+
+class ReviewPolicy(BaseModel):
+    """The recipe's ``review:`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ledger: Path | None = Field(
+        default=None, description="SQLite review ledger; keep it outside the build output so it survives rebuilds"
+    )
+    require_sources: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_REQUIRED_SOURCES),
+        description="source name patterns (fnmatch, case-insensitive, '-' and '_' alike) that always need review",
+    )
+    audit_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="share of other sources' samples audited")
+    seed: int = Field(default=0, description="seed of the audit draw")
+    flags: list[FlagName] = Field(default_factory=lambda: list(FLAG_NAMES), description="automatic flags in force")
+    tiny_box_area: float = Field(default=0.0004, ge=0, le=1, description="box area share of the image below which a box is tiny")
+    whole_image_area: float = Field(default=0.9, ge=0, le=1, description="box area share from which a box covers the image")
+    caption_min_words: int = Field(default=3, ge=0)
+    caption_max_words: int = Field(default=60, ge=1)
+    duplicate_min_words: int = Field(
+        default=3, ge=1, description="repeated answers this long or longer are flagged ('yes' twice is normal)"
+    )
+    question_types: list[QuestionType] = Field(default_factory=lambda: list(DEFAULT_QUESTION_TYPES))
+
+    @classmethod
+    def from_recipe_section(cls, section: Mapping[str, Any] | None) -> "ReviewPolicy":
+        return cls.model_validate(dict(section or {}))
+
+    @cached_property
+    def _required_patterns(self) -> list[str]:
+        return [normalize_source_name(p) for p in self.require_sources]
+
+    def requires_source(self, source: str) -> bool:
+        name = normalize_source_name(source)
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._required_patterns)
+
+    def audited(self, sample_id: str) -> bool:
+        return audit_draw(self.seed, sample_id) < self.audit_rate
+
+    def flags_of(self, sample: Mapping[str, Any]) -> list[str]:
+        return [name for name in self.flags if FLAG_CHECKS[name](self, sample)]
+
+    def route(self, sample: Mapping[str, Any]) -> list[str]:
+        """Every reason this sample needs review; empty when it goes to training unreviewed."""
+        reasons: list[str] = []
+        if self.requires_source(sample["source"]):
+            reasons.append(REQUIRED_SOURCE)
+        elif self.audit_rate and self.audited(sample["id"]):
+            reasons.append(AUDIT)
+        return reasons + self.flags_of(sample)
+
+
+def normalize_source_name(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def audit_draw(seed: int, sample_id: str) -> float:
+    """A uniform number in [0, 1) fixed by seed and sample id (not by order or by Python's hash seed)."""
+    digest = hashlib.sha256(f"{seed}\x00{sample_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+# -- the conversation seen as (task, instruction, answer) exchanges ----------------------------------
+
+
+def exchanges(sample: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(task identifier, instruction text without it, answer) for each user turn and its answer."""
+    turns = list(sample["conversation"])
+    result = []
+    task = ""
+    for i, turn in enumerate(turns):
+        if turn["role"] != "user":
+            continue
+        match = _TASK_IDENTIFIER.match(turn["content"])
+        task = match.group(1) if match else task  # a follow-up turn keeps the dialog's last task
+        instruction = turn["content"][match.end() :] if match else turn["content"]
+        answer = turns[i + 1]["content"] if i + 1 < len(turns) and turns[i + 1]["role"] == "assistant" else ""
+        result.append((task, instruction, answer))
+    return result
+
+
+def answers(sample: Mapping[str, Any]) -> list[str]:
+    return [turn["content"] for turn in sample["conversation"] if turn["role"] == "assistant"]
+
+
+def box_area_shares(sample: Mapping[str, Any]) -> list[float]:
+    shares = []
+    for turn in sample["conversation"]:
+        for box in parse_boxes(turn["content"]):
+            shares.append(max(0.0, box.x2 - box.x1) * max(0.0, box.y2 - box.y1) / 10_000)
+    return shares
+
+
+def has_tiny_box(policy: ReviewPolicy, sample: Mapping[str, Any]) -> bool:
+    return any(share < policy.tiny_box_area for share in box_area_shares(sample))
+
+
+def has_whole_image_box(policy: ReviewPolicy, sample: Mapping[str, Any]) -> bool:
+    return any(share >= policy.whole_image_area for share in box_area_shares(sample))
+
+
+def has_empty_answer(policy: ReviewPolicy, sample: Mapping[str, Any]) -> bool:
+    # a user turn without an assistant turn after it also leaves an empty answer
+    return any(not re.sub(r"[\W_]+", "", answer) for *_, answer in exchanges(sample)) or not answers(sample)
+
+
+def has_duplicated_answer(policy: ReviewPolicy, sample: Mapping[str, Any]) -> bool:
+    seen: set[str] = set()
+    for answer in answers(sample):
+        key = " ".join(answer.lower().split())
+        if len(key.split()) >= policy.duplicate_min_words and key in seen:
+            return True
+        seen.add(key)
+    instructions = [" ".join(instruction.lower().split()) for _, instruction, _ in exchanges(sample)]
+    return len(instructions) != len(set(instructions))
+
+
+def has_answer_out_of_vocabulary(policy: ReviewPolicy, sample: Mapping[str, Any]) -> bool:
+    for task, question, answer in exchanges(sample):
+        if task != "vqa":
+            continue
+        for question_type in policy.question_types:
+            if question_type.matches_question(question.strip()) and not question_type.allows(answer):
+                return True
+    return False
+
+
+def caption_word_counts(sample: Mapping[str, Any]) -> list[int]:
+    return [len(answer.split()) for task, _, answer in exchanges(sample) if task == "caption"]
+
+
+def has_short_caption(policy: ReviewPolicy, sample: Mapping[str, Any]) -> bool:
+    return any(n < policy.caption_min_words for n in caption_word_counts(sample))
+
+
+def has_long_caption(policy: ReviewPolicy, sample: Mapping[str, Any]) -> bool:
+    return any(n > policy.caption_max_words for n in caption_word_counts(sample))
+
+
+FLAG_CHECKS: dict[str, Callable[[ReviewPolicy, Mapping[str, Any]], bool]] = {
+    "tiny_box": has_tiny_box,
+    "whole_image_box": has_whole_image_box,
+    "empty_answer": has_empty_answer,
+    "duplicated_answer": has_duplicated_answer,
+    "answer_out_of_vocabulary": has_answer_out_of_vocabulary,
+    "caption_too_short": has_short_caption,
+    "caption_too_long": has_long_caption,
+}
+assert set(FLAG_CHECKS) == set(FLAG_NAMES), "every named flag needs a check"
