@@ -19,6 +19,9 @@ echo "== 2. build recipes/demo.yaml"
 echo "== 3. statistics (exits 1 when a count differs from the recipe's expected counts)"
 "$SKYEYE" stats "$OUT/build" --plot "$OUT/build-stats.png"
 
+echo "== 3b. what the paper recipe's review policy would send to Label Studio (skyeye review queue)"
+"$SKYEYE" review queue "$OUT/build" --recipe recipes/skyeye-968k.yaml
+
 echo "== 4. train the tiny random model a few steps on the demo shards, then predict (recipes/train/tiny.yaml)"
 rm -rf "$OUT/train"
 "$SKYEYE" train make-tiny "$OUT/tiny-model"
