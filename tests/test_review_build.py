@@ -107,6 +107,12 @@ def test_build_push_review_pull_rebuild(labelstudio_server, setup):
     assert still_queued == {s["id"] for s in queued} - {captions[0], captions[1], captions[2], refer["id"]}
     totals = json.loads((out / "manifest.json").read_text())["review"]["totals"]
     assert (totals["accepted"], totals["corrected"], totals["rejected"]) == (1, 2, 1)
+    stats = json.loads(cli(server, "stats", str(out), "--json").output)["review"]
+    assert stats["samples_by_status"]["rsicd"] == {"accepted": 1, "corrected": 1}
+    assert stats["samples_by_status"]["dior_rsvg"] == {"corrected": 1}
+    assert stats["outcomes"]["by_source"]["rsicd"]["rejected"] == 1
+    waiting = sum(v["unreviewed_left_out"] for v in stats["outcomes"]["by_source"].values())
+    assert waiting == len(still_queued)
 
     cli(server, "build", str(recipe), "--raw-root", str(raw), "--out", str(out), "--include-unreviewed")
     everything = {s["id"]: s["review_status"] for s in rows(out / "samples")}

@@ -187,11 +187,33 @@ def print_stats(stats: dict, plot: Path | None) -> None:
     for name, summary in stats["distributions"].items():
         dist.add_row(name, *("" if summary[k] is None else str(summary[k]) for k in ("n", "min", "p25", "median", "p75", "p90", "max", "mean")))
     stdout.print(dist)
+    stdout.print(review_table(stats["review"]))
     stdout.print(f"{stats['samples_total']} samples, {stats['images']} images; counts balanced: {stats['balanced']}")
     if plot is not None:
         stdout.print(f"plot written to {plot}")
     if stats["mismatches"]:
         console.print(f"[red]{len(stats['mismatches'])} source/task counts differ from the recipe's expected counts[/]")
+
+
+def review_table(review: dict) -> Table:
+    """Review coverage per source: the status of the training samples, and what the review gate held back."""
+    outcomes = (review.get("outcomes") or {}).get("by_source", {})
+    statuses = sorted({status for counter in review["samples_by_status"].values() for status in counter})
+    title = "review coverage" + ("" if review.get("outcomes") else " (the recipe has no review section)")
+    table = Table(title=title)
+    table.add_column("source")
+    for column in (*statuses, "rejected", "waiting for review"):
+        table.add_column(column, justify="right")
+    for source in sorted(set(review["samples_by_status"]) | set(outcomes)):
+        in_samples = review["samples_by_status"].get(source, {})
+        held = outcomes.get(source, {})
+        table.add_row(
+            source,
+            *(str(in_samples.get(status, 0)) for status in statuses),
+            str(held.get("rejected", 0)),
+            str(held.get("unreviewed_left_out", 0)),
+        )
+    return table
 
 
 def export_llava_command(

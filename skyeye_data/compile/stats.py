@@ -47,16 +47,28 @@ def expected_counts(manifest: dict[str, Any]) -> dict[tuple[str, str], int]:
     return {(name, task): n for name, spec in entries.items() for task, n in ((spec or {}).get("expected") or {}).items()}
 
 
-def scan_samples(out: Path) -> tuple[Counter, dict[str, Counter]]:
-    """Counts per (source, task, split) and the length / box-size counters, streamed from the shards."""
+def scan_samples(out: Path) -> tuple[Counter, dict[str, Counter], dict[str, Counter]]:
+    """Counts per (source, task, split), the length / box-size counters and the review status of the
+    samples per source, streamed from the shards."""
     counts: Counter = Counter()
     dists = {"instruction_words": Counter(), "answer_words": Counter(), "box_area_pct": Counter(), "boxes_per_sample": Counter()}
+    review_status: dict[str, Counter] = {}
+    columns = ["source", "task", "split", "conversation", "review_status"]
     for path in sorted((out / "samples").glob("*.parquet")):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["source", "task", "split", "conversation"]):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
             for row in batch.to_pylist():
                 counts[(row["source"], row["task"], row["split"])] += 1
+                review_status.setdefault(row["source"], Counter())[row["review_status"]] += 1
                 _measure(row["conversation"], dists)
-    return counts, dists
+    return counts, dists, review_status
+
+
+def review_coverage(review_status: dict[str, Counter], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Review status of the training samples per source, and the build's review outcomes (manifest)."""
+    return {
+        "samples_by_status": {source: dict(sorted(c.items())) for source, c in sorted(review_status.items())},
+        "outcomes": manifest.get("review"),  # None: the recipe has no review section
+    }
 
 
 def _measure(conversation: list[dict[str, str]], dists: dict[str, Counter]) -> None:
@@ -74,7 +86,7 @@ def _measure(conversation: list[dict[str, str]], dists: dict[str, Counter]) -> N
 def compute_stats(out: Path) -> dict[str, Any]:
     out = Path(out)
     manifest = read_manifest(out)
-    counts, dists = scan_samples(out)
+    counts, dists, review_status = scan_samples(out)
     expected = expected_counts(manifest)
     by_source_task: Counter = Counter()
     for (source, task, _split), n in counts.items():
@@ -96,6 +108,7 @@ def compute_stats(out: Path) -> dict[str, Any]:
         "distributions": {name: summarize(counter) for name, counter in dists.items()},
         "histograms": {name: {str(k): v for k, v in sorted(counter.items())} for name, counter in dists.items()},
         "balanced": manifest["balanced"],
+        "review": review_coverage(review_status, manifest),
     }
 
 
