@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import torch
 
 from skyeye_data.boxes import parse_boxes
+from skyeye_data.compile.evalsets import EVAL_SCHEMA
 from skyeye_model.collate import Collator
 from skyeye_model.data import EncodedSample, even_frames
 from skyeye_model.images import ImageIndex, ImageStore, decode_resized
@@ -28,21 +29,10 @@ from skyeye_model.template import ChatTemplate
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)
 CARRIED_COLUMNS = ["id", "source", "task", "split", "subset", "question_type", "references", "ref_boxes", "width", "height"]
+# the eval shards' own columns (declared once, in skyeye_data.compile.evalsets) + the generated answer
 PREDICTION_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("source", pa.string()),
-        ("task", pa.string()),
-        ("split", pa.string()),
-        ("subset", pa.string()),
-        ("question_type", pa.string()),
-        ("references", pa.list_(pa.string())),
-        ("ref_boxes", pa.list_(pa.list_(pa.float64()))),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("prediction", pa.string()),
-        ("pred_boxes", pa.list_(pa.list_(pa.float64()))),
-    ]
+    [EVAL_SCHEMA.field(name) for name in CARRIED_COLUMNS]
+    + [pa.field("prediction", pa.string()), pa.field("pred_boxes", pa.list_(pa.list_(pa.float64())))]
 )
 
 
