@@ -83,7 +83,7 @@ def convert_source(
 
 
 def _quarantine(item: Rejected, name: str, summary: ConvertSummary, qfile, strict: bool) -> None:
-    if strict:
+    if strict and not item.deliberate:
         where = item.raw_file + (f":{item.raw_line}" if item.raw_line else "") + (
             f"[{item.raw_index}]" if item.raw_index is not None else ""
         )

@@ -295,6 +295,30 @@ def test_missing_source_warns_and_require_all_fails(mini_raw_root, tmp_path):
         build(recipe, mini_raw_root, tmp_path / "b", require_all=True)
 
 
+def test_strict_build_passes_selections_and_deliberate_exclusions(mini_raw_root, tmp_path):
+    # the mini corpus has withdrawn RSVQA questions and images too poor for a dialog: neither is bad input
+    result = build(load_recipe(DEMO), mini_raw_root, tmp_path / "out", strict=True)
+    quarantine = [json.loads(line) for line in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
+    assert any(e.get("deliberate") for e in quarantine) and any(e["stage"] == "mix" for e in quarantine)
+    assert result.manifest["balanced"]
+
+
+def test_strict_build_stops_at_bad_input_and_writes_nothing(tmp_path):
+    from skyeye_data.synth import synthesize_raw_root
+
+    raw = tmp_path / "raw"
+    synthesize_raw_root(raw, "mini", ["rsicd"], seed=0)
+    missing = sorted((raw / "rsicd" / "RSICD_images").iterdir())[0]
+    missing.unlink()
+    recipe = demo_recipe(sources={"rsicd": {"builders": ["caption"]}})
+    with pytest.raises(BuildError, match=rf"--strict: rsicd: dataset_rsicd.json\[\d+\]: image file not found: {missing.name}"):
+        build(recipe, raw, tmp_path / "strict", strict=True)
+    assert not (tmp_path / "strict" / "manifest.json").exists()
+    assert not list((tmp_path / "strict").glob("samples/*.parquet"))
+    relaxed = build(recipe, raw, tmp_path / "relaxed")
+    assert relaxed.sources["rsicd"].quarantined == 1
+
+
 def test_eval_shards_hold_val_test_records_with_references(built):
     manifest = json.loads((built / "manifest.json").read_text())
     eval_files = sorted((built / "eval").glob("*.parquet"))

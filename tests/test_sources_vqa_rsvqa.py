@@ -289,6 +289,19 @@ def test_inactive_question_and_answer_are_excluded_and_counted(small_lr, tmp_pat
         "inactive answer (active: false) to question 7 — excluded as the dataset authors ask",
     ]
     assert (summary.written, summary.quarantined) == (7, 2)
+    assert all(r["deliberate"] for r in rejected)
+    # the authors' own exclusions are no bad input: --strict converts the same
+    strict = convert_source("rsvqa_lr", small_lr, tmp_path / "strict", strict=True)
+    assert (strict.written, strict.quarantined) == (7, 2)
+
+
+def test_strict_conversion_stops_at_a_question_without_answer(small_lr, tmp_path):
+    from skyeye_data.convert import StrictModeError
+
+    rewrite(small_lr / "LR_split_train_answers.json", "answers", lambda ans: ans.pop(0))
+    with pytest.raises(StrictModeError, match=r"rsvqa_lr: LR_split_train_questions.json\[0\]: question without answer"):
+        convert_source("rsvqa_lr", small_lr, tmp_path / "strict", strict=True)
+    assert not (tmp_path / "strict" / "rsvqa_lr.parquet").exists()
 
 
 def test_image_active_in_no_split_counts_its_questions_once(small_lr, tmp_path):

@@ -180,16 +180,25 @@ class BuildResult:
 
 
 class QuarantineLog:
-    """``OUT/quarantine.jsonl``, one JSON object a line, written under a temporary name."""
+    """``OUT/quarantine.jsonl``, one JSON object a line, written under a temporary name.
 
-    def __init__(self, final: Path):
+    ``strict`` (``skyeye build --strict``) turns bad input into an error instead: what a converter or
+    a record builder rejected. What a selection leaves out is not bad input and never stops a strict
+    build: records the leak guard keeps out, records a mix cannot use (an image with too few tasks
+    for a dialog), and exclusions the dataset's authors ask for (``deliberate``).
+    """
+
+    def __init__(self, final: Path, strict: bool = False):
         self.final = final
+        self.strict = strict
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temporary_name(final)
         self._file = open(self.tmp, "w", encoding="utf-8")
         self.lines = 0
 
     def write(self, entry: dict[str, Any]) -> None:
+        if self.strict and entry.get("stage") not in ("leak_guard", "mix") and not entry.get("deliberate"):
+            raise BuildError(f"--strict: {strict_location(entry)}: {entry.get('reason')}")
         self._file.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
         self.lines += 1
 
@@ -263,11 +272,11 @@ class SampleDigests:
 class BuildOutputs:
     """Every file a build writes, held under temporary names until :meth:`commit`."""
 
-    def __init__(self, out: Path, recipe: Recipe, frame_cache: Path, review_gate=None):
+    def __init__(self, out: Path, recipe: Recipe, frame_cache: Path, review_gate=None, strict: bool = False):
         self.out = out
         self.recipe = recipe
         self.images = ImageStore(out / "images", recipe.max_side, frame_cache)
-        self.quarantine = QuarantineLog(out / "quarantine.jsonl")
+        self.quarantine = QuarantineLog(out / "quarantine.jsonl", strict)
         self.sample_writers: dict[str, ShardedParquetWriter] = {}
         self.eval_writers: dict[tuple[str, str], ShardedParquetWriter] = {}
         self.seen_samples = SampleDigests(TemplatePools(recipe.templates, recipe.seed)) if recipe.dedupe else None
@@ -374,6 +383,16 @@ def _copy_converter_quarantine(summary: ConvertSummary, quarantine: QuarantineLo
         for line in lines:
             if line.strip():
                 quarantine.write(json.loads(line) | {"stage": "convert"})
+
+
+def strict_location(entry: dict[str, Any]) -> str:
+    """'rsicd: dataset_rsicd.json[12]' or 'rsivqa: UCM/ucm_vqa.txt:7' from a quarantine entry."""
+    where = f"{entry.get('source')}: {entry.get('raw_file') or '?'}"
+    if entry.get("raw_line") is not None:
+        where += f":{entry['raw_line']}"
+    if entry.get("raw_index") is not None:
+        where += f"[{entry['raw_index']}]"
+    return where
 
 
 class EvalImages:
@@ -619,6 +638,7 @@ def build(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
     include_unreviewed: bool = False,
+    strict: bool = False,
 ) -> BuildResult:
     """Run every stage (module docstring); on any failure no output appears under a final name."""
     from skyeye_data.compile.mixes import load_mix_builders
@@ -632,7 +652,7 @@ def build(
     pools = TemplatePools(recipe.templates, recipe.seed)
     review_gate, review_warnings = open_review_gate(recipe, out, include_unreviewed)
     warnings += review_warnings
-    outputs = BuildOutputs(out, recipe, cache_dir or out / "cache" / "frames", review_gate)
+    outputs = BuildOutputs(out, recipe, cache_dir or out / "cache" / "frames", review_gate, strict)
     tallies = {name: SourceTally(name, recipe.raw_folder(name)) for name in recipe.sources}
     try:
         records_paths = {}

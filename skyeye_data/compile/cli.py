@@ -59,6 +59,9 @@ def build_command(
     include_unreviewed: Annotated[
         bool, typer.Option("--include-unreviewed", help="keep samples the recipe's review policy routes but nobody reviewed yet")
     ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="stop at the first bad record instead of quarantining it (no output is written)")
+    ] = False,
 ) -> None:
     """Compile a recipe into instruction samples, images, eval shards, quarantine, manifest and card."""
     from skyeye_data.cli import console, fail, progress_bar
@@ -71,7 +74,7 @@ def build_command(
         with progress_bar() as progress:
             result = build(
                 parsed, raw_root, out, require_all=require_all, cache_dir=cache_dir,
-                progress=RichProgress(progress), include_unreviewed=include_unreviewed,
+                progress=RichProgress(progress), include_unreviewed=include_unreviewed, strict=strict,
             )  # fmt: skip
     except BuildError as error:
         raise fail(str(error))

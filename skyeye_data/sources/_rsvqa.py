@@ -360,8 +360,8 @@ class RsvqaSource(SourceConverter):
         """The items for one question element, or None when it belongs to another split."""
         name = self.file_name(files.tag, "questions")
 
-        def reject(reason: str) -> list[Rejected]:
-            return [Rejected(name, reason, raw_index=index, excerpt=excerpt_of(question))]
+        def reject(reason: str, deliberate: bool = False) -> list[Rejected]:
+            return [Rejected(name, reason, raw_index=index, excerpt=excerpt_of(question), deliberate=deliberate)]
 
         img_id = question.get("img_id") if isinstance(question, dict) else None
         if _is_int(img_id) and state.homes.get(img_id, files.tag) != files.tag:
@@ -387,10 +387,10 @@ class RsvqaSource(SourceConverter):
             return reject(f"duplicate question id {qid} (first at index {seen[qid]}); second occurrence left out")
         seen[qid] = index
         if question.get("active", True) is not True:
-            return reject("inactive question (active: false) — excluded as the dataset authors ask")
+            return reject("inactive question (active: false) — excluded as the dataset authors ask", deliberate=True)
         answer = self._answer_of(question, answers, missing_answers)
         if isinstance(answer, str):
-            return reject(answer)
+            return reject(answer, deliberate=answer.startswith("inactive answer"))
         text = question["question"]
         for label, value in (("question", text), ("answer", answer.text), ("type", question.get("type") or "")):
             bad = undecodable_byte(value)

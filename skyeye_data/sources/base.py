@@ -37,6 +37,9 @@ class Rejected:
     raw_index: int | None = None
     excerpt: str | None = None
     level: Literal["record", "part"] = "record"
+    # an exclusion the dataset's authors ask for (RSVQA's "active": false), not bad input: it is
+    # counted and quarantined like any other, but never stops a --strict run
+    deliberate: bool = False
 
     def to_json(self, source: str) -> dict:
         return {
@@ -45,6 +48,7 @@ class Rejected:
             "raw_line": self.raw_line,
             "raw_index": self.raw_index,
             "level": self.level,
+            "deliberate": self.deliberate,
             "reason": self.reason,
             "excerpt": (self.excerpt or "")[:300] or None,
         }
