@@ -26,7 +26,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_ranks_see_each_sample_exactly_once(tmp_path):
+def write_train_config(tmp_path: Path) -> Path:
     from skyeye_model.tiny import make_tiny_model
 
     model_dir = make_tiny_model(tmp_path / "model")
@@ -43,14 +43,16 @@ def test_two_ranks_see_each_sample_exactly_once(tmp_path):
     }
     config_file = tmp_path / "ddp.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port()), "-m", "skyeye_data.cli", "train", "run", str(config_file),
-    ]  # fmt: skip
-    environment = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    return config_file
+
+
+def run_launcher(command: list[str], extra_env: dict[str, str] | None = None) -> None:
+    environment = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT_ROOT)} | (extra_env or {})
     run = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
+
+def assert_each_sample_trained_once(tmp_path: Path) -> None:
     lines = {rank: (tmp_path / "run" / "sample-ids" / f"rank{rank}-epoch0.txt").read_text().splitlines() for rank in (0, 1)}
     assert len(lines[0]) == len(lines[1]) == 9  # ranks in lock-step
     trained = Counter(line.split("\t")[0] for rank in (0, 1) for line in lines[rank] if line.endswith("\t1"))
@@ -60,3 +62,48 @@ def test_two_ranks_see_each_sample_exactly_once(tmp_path):
     assert len(padding) == 1
     checkpoints = list((tmp_path / "run").glob("checkpoint-*"))
     assert len(checkpoints) == 1 and (checkpoints[0] / "rng-rank1.safetensors").exists()
+
+
+def test_two_ranks_see_each_sample_exactly_once(tmp_path):
+    config_file = write_train_config(tmp_path)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(free_port()), "-m", "skyeye_data.cli", "train", "run", str(config_file),
+    ]  # fmt: skip
+    run_launcher(command)
+    assert_each_sample_trained_once(tmp_path)
+
+
+def test_accelerate_launch_two_ranks_see_each_sample_exactly_once(tmp_path):
+    """The documented `accelerate launch --multi_gpu` command, on CPU. Not `--cpu`: with `--cpu` and no
+    MPI hostfile, accelerate starts ONE process without WORLD_SIZE (its multi-CPU mode needs mpirun).
+    `--multi_gpu` hands over to torch.distributed.run, which works without GPUs; the trainer then
+    picks gloo. The launcher config is written here and HF_HOME points into tmp_path, so no
+    ~/.cache/huggingface/accelerate/default_config.yaml is read."""
+    pytest.importorskip("accelerate")
+    config_file = write_train_config(tmp_path)
+    launcher_config = tmp_path / "accelerate.yaml"
+    launcher_config.write_text(
+        yaml.safe_dump(
+            {
+                "compute_environment": "LOCAL_MACHINE",
+                "distributed_type": "MULTI_GPU",
+                "num_processes": 2,
+                "num_machines": 1,
+                "machine_rank": 0,
+                "main_process_ip": "127.0.0.1",
+                "main_process_port": free_port(),
+                "mixed_precision": "no",
+                "dynamo_config": {"dynamo_backend": "NO"},
+                "use_cpu": False,
+                "gpu_ids": "all",
+            }
+        )
+    )
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launcher_config),
+        "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "skyeye_data.cli", "train", "run", str(config_file),
+    ]  # fmt: skip
+    run_launcher(command, {"HF_HOME": str(tmp_path / "hf-home"), "CUDA_VISIBLE_DEVICES": ""})
+    assert_each_sample_trained_once(tmp_path)
