@@ -130,14 +130,14 @@ def train_merge(
 @train_app.command("make-tiny")
 def train_make_tiny(
     directory: Annotated[Path, typer.Argument(help="folder to write llm/ and vision/ into")],
-    vision: Annotated[str, typer.Option(help="tower type: clip or siglip")] = "clip",
+    vision: Annotated[str, typer.Option(help="tower type: clip, siglip or eva (EVA-CLIP through timm)")] = "clip",
     image_size: Annotated[int, typer.Option(help="image side of the tiny tower (a multiple of 14·2)")] = 56,
     seed: Annotated[int, typer.Option(help="random seed of the weights")] = 0,
 ) -> None:
-    """Write a tiny random model (2-layer Llama + tokenizer trained on the fly, 2-layer CLIP/SigLIP) for demos and tests."""
+    """Write a tiny random model (2-layer Llama + tokenizer trained on the fly, 2-layer CLIP/SigLIP/EVA-CLIP) for demos and tests."""
     cli = _cli()
-    if vision not in ("clip", "siglip"):
-        raise cli.fail(f"--vision must be clip or siglip, got {vision!r}")
+    if vision not in ("clip", "siglip", "eva"):
+        raise cli.fail(f"--vision must be clip, siglip or eva, got {vision!r}")
     if image_size % 28:
         raise cli.fail("--image-size must be a multiple of 28 (patch 14, groups of 4 patches)")
     _quiet_transformers()

@@ -5,10 +5,10 @@
     → written into the LLM's input embeddings at the <ImageHere> positions → LLM (frozen, LoRA trainable)
 
 Every part is loaded from a local directory with ``from_pretrained``: CLIP and SigLIP towers through
-transformers (SigLIP has no CLS token; CLIP's is dropped), EVA-CLIP through timm when timm is
-installed (a directory holding timm's ``config.json`` with an ``architecture`` key and
-``model.safetensors``). Towers trained at another resolution get their position embeddings
-interpolated to ``image_size``.
+transformers (SigLIP has no CLS token; CLIP's is dropped), EVA-CLIP through timm (a directory in
+timm's hub layout: ``config.json`` with an ``architecture`` key and ``model_args``, and
+``model.safetensors``; timm's prefix tokens are dropped). Towers trained at another resolution get
+their position embeddings interpolated to ``image_size``.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class VisionTower(nn.Module):
         self.kind = detect_vision_type(path) if kind == "auto" else kind
         self.image_size = image_size
         stats = read_json(Path(path) / "preprocessor_config.json")
+        if self.kind == "timm":  # timm keeps them in config.json's pretrained_cfg
+            timm_cfg = read_json(Path(path) / "config.json").get("pretrained_cfg", {})
+            stats = {"image_mean": timm_cfg.get("mean", OPENAI_CLIP_MEAN), "image_std": timm_cfg.get("std", OPENAI_CLIP_STD), **stats}
         default_mean, default_std = ((0.5,) * 3, (0.5,) * 3) if self.kind == "siglip" else (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
         self.register_buffer("mean", torch.tensor(stats.get("image_mean", default_mean)).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(stats.get("image_std", default_std)).view(1, 3, 1, 1), persistent=False)
@@ -84,17 +87,23 @@ class VisionTower(nn.Module):
         try:
             import timm
         except ImportError as error:
-            raise ImportError("EVA-CLIP towers need timm: pip install timm (see docs/training.md)") from error
+            raise ImportError("EVA-CLIP towers need timm: pip install -e '.[train]' (see docs/training.md)") from error
         config = read_json(path / "config.json")
+        weights = next((path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).exists()), None)
+        if weights is None:
+            raise FileNotFoundError(f"{path} has neither model.safetensors nor pytorch_model.bin")
+        # timm's hub layout: the architecture's constructor arguments (depth, width, ...) are in model_args.
+        # The weights come from the file only (no hub); a classifier head in the file is dropped (num_classes 0).
+        overlay = {"file": str(weights), "num_classes": config.get("num_classes", config.get("pretrained_cfg", {}).get("num_classes", 0))}
+        arguments = {**config.get("model_args", {}), "img_size": self.image_size, "num_classes": 0}
         self.encoder = timm.create_model(
             config["architecture"],
             pretrained=True,
-            pretrained_cfg_overlay={"file": str(path / "model.safetensors")},
-            img_size=self.image_size,  # timm resamples the position embeddings to this size
-            num_classes=0,
+            pretrained_cfg_overlay=overlay,
+            **arguments,  # img_size: timm resamples the position embeddings to this size
         ).to(dtype)
         self.hidden_size = self.encoder.num_features
-        self.prefix_tokens = getattr(self.encoder, "num_prefix_tokens", 1)
+        self.prefix_tokens = self.encoder.num_prefix_tokens  # CLS (+ register tokens), dropped in forward
         self.interpolate = False
 
     def train(self, mode: bool = True) -> "VisionTower":

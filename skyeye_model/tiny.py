@@ -1,8 +1,8 @@
 """A tiny random SkyEyeGPT model directory for tests and the demo (``skyeye train make-tiny DIR``).
 
 Writes ``DIR/llm`` (a 2-layer Llama + its tokenizer) and ``DIR/vision`` (a 2-layer CLIP or SigLIP
-vision tower), each with ``save_pretrained``, so everything downstream goes through the same
-``from_pretrained(local_dir)`` code as real weights. The tokenizer is a BPE trained on the fly on a
+vision tower with ``save_pretrained``, or a 2-layer EVA-CLIP tower in timm's hub layout), so everything
+downstream goes through the same local-folder loading code as real weights. The tokenizer is a BPE trained on the fly on a
 small built-in corpus of remote-sensing words, with Llama's SentencePiece-style word-start marker and
 the special tokens of the chat template; box tokens ``<0>``..``<100>`` and the task identifiers are
 single tokens so tiny models can learn box answers quickly.
@@ -81,6 +81,34 @@ def vision_config(kind: str, image_size: int, hidden_size: int):
     raise ValueError(f"tiny vision tower must be clip or siglip, got {kind!r}")
 
 
+# The paper's EVA-CLIP ViT-g architecture in timm, shrunk; the real tower has the same code and layout.
+TINY_EVA_ARCHITECTURE = "eva_giant_patch14_clip_224"
+
+
+def write_timm_tower(directory: Path, image_size: int, hidden_size: int) -> None:
+    """A 2-layer random EVA-CLIP tower in timm's hub layout: ``config.json`` (``architecture``,
+    ``model_args``, ``pretrained_cfg``) and ``model.safetensors``, as ``timm.models.push_to_hf_hub`` writes."""
+    import timm
+    from safetensors.torch import save_file
+
+    model_args = dict(img_size=image_size, depth=2, embed_dim=hidden_size, num_heads=2, mlp_ratio=2.0)
+    model = timm.create_model(TINY_EVA_ARCHITECTURE, pretrained=False, num_classes=0, **model_args)
+    config = {
+        "architecture": TINY_EVA_ARCHITECTURE,
+        "num_classes": 0,
+        "num_features": model.num_features,
+        "model_args": model_args,
+        "pretrained_cfg": {
+            "input_size": [3, image_size, image_size],
+            "mean": list(model.pretrained_cfg["mean"]),
+            "std": list(model.pretrained_cfg["std"]),
+            "num_classes": 0,
+        },
+    }
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, directory / "model.safetensors")
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def write_image_stats(directory: Path, kind: str, image_size: int) -> None:
     # The trainer normalizes with these (the same file real CLIP / SigLIP checkpoints ship).
     mean, std = ([0.5] * 3, [0.5] * 3) if kind == "siglip" else (
@@ -99,12 +127,14 @@ def make_tiny_model(
     vision_hidden: int = 32,
     seed: int = 0,
 ) -> Path:
-    """Write ``directory/llm`` and ``directory/vision``; returns ``directory``."""
+    """Write ``directory/llm`` and ``directory/vision`` (``vision``: clip, siglip or eva); returns ``directory``."""
     import torch
     from transformers import CLIPVisionModel, LlamaConfig, LlamaForCausalLM, SiglipVisionModel
 
     from skyeye_model.files import atomic_directory
 
+    if vision not in ("clip", "siglip", "eva"):
+        raise ValueError(f"tiny vision tower must be clip, siglip or eva, got {vision!r}")
     directory = Path(directory)
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
@@ -126,8 +156,11 @@ def make_tiny_model(
     with atomic_directory(directory / "llm", replace=True) as llm_dir:
         LlamaForCausalLM(llm_config).save_pretrained(llm_dir)
         tokenizer.save_pretrained(llm_dir)
-    tower_class = CLIPVisionModel if vision == "clip" else SiglipVisionModel
     with atomic_directory(directory / "vision", replace=True) as vision_dir:
-        tower_class(vision_config(vision, image_size, vision_hidden)).save_pretrained(vision_dir)
-        write_image_stats(vision_dir, vision, image_size)
+        if vision == "eva":
+            write_timm_tower(vision_dir, image_size, vision_hidden)
+        else:
+            tower_class = CLIPVisionModel if vision == "clip" else SiglipVisionModel
+            tower_class(vision_config(vision, image_size, vision_hidden)).save_pretrained(vision_dir)
+            write_image_stats(vision_dir, vision, image_size)
     return directory

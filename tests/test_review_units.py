@@ -326,9 +326,11 @@ def test_cli_queue_shows_waiting_samples_by_reason(tmp_path):
     code, text = cli_output(tmp_path, "review", "queue", str(out))
     assert code == 0 and "2 waiting" in text and "required_source" in text and "answer_out_of_vocabulary" in text
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("name: x\nreview:\n  audit_rate: 1.0\n")
+    ledger = tmp_path / "not-yet" / "review.sqlite"
+    recipe.write_text(f"name: x\nreview:\n  audit_rate: 1.0\n  ledger: {ledger}\n")
     code, text = cli_output(tmp_path, "review", "queue", str(out), "--recipe", str(recipe))
     assert code == 0 and "3 waiting" in text and "audit" in text
+    assert not ledger.exists()  # reading the queue never creates the recipe's ledger
     recipe.write_text("review:\n  audit_rates: 1.0\n")
     code, text = cli_output(tmp_path, "review", "queue", str(out), "--recipe", str(recipe))
     assert code == 2 and "audit_rates" in text

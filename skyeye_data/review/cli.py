@@ -65,6 +65,14 @@ def open_ledger(path: Path | None, must_exist: bool = False):
     return ReviewLedger(path)
 
 
+def read_only_ledger(path: Path | None):
+    """The ledger for commands that only read verdicts (queue, push): an absent file holds no
+    verdicts and is not created."""
+    if path is None or not path.exists():
+        return None
+    return open_ledger(path)
+
+
 def collect_queue(out: Path, policy, ledger):
     from skyeye_data.cli import fail
     from skyeye_data.review.queue import BuildOutputError, QueueSummary, read_samples, review_queue
@@ -89,7 +97,7 @@ def queue_command(
     from skyeye_data.cli import stdout
 
     policy = load_policy(recipe)
-    with_ledger = open_ledger(ledger_path(ledger, policy, required=False))
+    with_ledger = read_only_ledger(ledger_path(ledger, policy, required=False))
     queued, summary = collect_queue(out, policy, with_ledger)
     reasons = sorted(summary.by_reason)
     table = Table(title=f"review queue of {out}: {summary.waiting} waiting, {summary.reviewed} already reviewed")
@@ -121,7 +129,7 @@ def push_command(
     from skyeye_data.review import labelstudio
 
     policy = load_policy(recipe)
-    with_ledger = open_ledger(ledger_path(ledger, policy, required=False))
+    with_ledger = read_only_ledger(ledger_path(ledger, policy, required=False))
     queued, _ = collect_queue(out, policy, with_ledger)
     try:
         root = labelstudio.document_root(document_root)
