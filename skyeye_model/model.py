@@ -285,6 +285,10 @@ def save_trainable_weights(model: SkyEyeGPT, directory: Path) -> None:
     model.llm.save_pretrained(directory / ADAPTER_DIR)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.projector.state_dict().items()}, directory / PROJECTOR_FILE)
     description = model.config.model_dump(mode="json")
+    # the base weights as absolute paths: a relative path meant "from where training ran", while a
+    # checkpoint's relative paths are read from the checkpoint folder (as in merged models)
+    for key in ("llm_path", "vision_path"):
+        description[key] = str(Path(description[key]).resolve())
     (directory / MODEL_CONFIG_FILE).write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
 
 

@@ -205,6 +205,23 @@ def test_save_load_gives_identical_logits(trained, data_root):
         assert not torch.allclose(untrained.logits(batch), fresh.logits(batch))
 
 
+def test_checkpoint_of_relative_model_paths_loads_from_anywhere(trained, tiny_model_dir, tmp_path, monkeypatch):
+    import os
+
+    from skyeye_model.model import build_model, load_trained_model, save_trainable_weights
+
+    config, _ = trained
+    monkeypatch.chdir(tiny_model_dir.parent)  # train-time paths given relative to the working folder
+    relative = config.model.model_copy(update={
+        "llm_path": Path(os.path.relpath(config.model.llm_path)),
+        "vision_path": Path(os.path.relpath(config.model.vision_path)),
+    })  # fmt: skip
+    assert not relative.llm_path.is_absolute()
+    save_trainable_weights(build_model(relative), tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path)  # predict runs somewhere else
+    assert load_trained_model(tmp_path / "ckpt").config.llm_path == config.model.llm_path.resolve()
+
+
 def test_merged_model_matches_the_checkpoint(trained, data_root, tmp_path):
     from skyeye_model.merge import merge_checkpoint
     from skyeye_model.model import load_trained_model
