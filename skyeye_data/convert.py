@@ -83,17 +83,25 @@ def convert_source(
 
 
 def _quarantine(item: Rejected, name: str, summary: ConvertSummary, qfile, strict: bool) -> None:
+    entry = item.to_json(name)
     if strict and not item.deliberate:
-        where = item.raw_file + (f":{item.raw_line}" if item.raw_line else "") + (
-            f"[{item.raw_index}]" if item.raw_index is not None else ""
-        )
-        raise StrictModeError(f"{name}: {where}: {item.reason}")
-    qfile.write(json.dumps(item.to_json(name), ensure_ascii=False) + "\n")
+        raise StrictModeError(f"{quarantine_location(entry)}: {item.reason}")
+    qfile.write(json.dumps(entry, ensure_ascii=False) + "\n")
     if item.level == "record":
         summary.quarantined += 1
         summary.reasons[short_reason(item.reason)] += 1
     else:
         summary.parts_quarantined += 1
+
+
+def quarantine_location(entry: dict) -> str:
+    """'rsicd: dataset_rsicd.json[12]' or 'rsivqa: UCM/ucm_vqa.txt:7' from a quarantine entry."""
+    where = f"{entry.get('source')}: {entry.get('raw_file') or '?'}"
+    if entry.get("raw_line") is not None:
+        where += f":{entry['raw_line']}"
+    if entry.get("raw_index") is not None:
+        where += f"[{entry['raw_index']}]"
+    return where
 
 
 def read_records(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator:

@@ -54,7 +54,7 @@ from skyeye_data.compile.shards import (
     split_shard_name,
 )
 from skyeye_data.compile.templates import TemplatePools, stable_fraction
-from skyeye_data.convert import ConvertSummary, convert_source, read_records, short_reason
+from skyeye_data.convert import ConvertSummary, convert_source, quarantine_location, read_records, short_reason
 from skyeye_data.io import temporary_name, write_json_atomic, write_text_atomic
 from skyeye_data.sources.base import ImageProblem, LayoutError, file_sha256
 
@@ -198,7 +198,7 @@ class QuarantineLog:
 
     def write(self, entry: dict[str, Any]) -> None:
         if self.strict and entry.get("stage") not in ("leak_guard", "mix") and not entry.get("deliberate"):
-            raise BuildError(f"--strict: {strict_location(entry)}: {entry.get('reason')}")
+            raise BuildError(f"--strict: {quarantine_location(entry)}: {entry.get('reason')}")
         self._file.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
         self.lines += 1
 
@@ -383,16 +383,6 @@ def _copy_converter_quarantine(summary: ConvertSummary, quarantine: QuarantineLo
         for line in lines:
             if line.strip():
                 quarantine.write(json.loads(line) | {"stage": "convert"})
-
-
-def strict_location(entry: dict[str, Any]) -> str:
-    """'rsicd: dataset_rsicd.json[12]' or 'rsivqa: UCM/ucm_vqa.txt:7' from a quarantine entry."""
-    where = f"{entry.get('source')}: {entry.get('raw_file') or '?'}"
-    if entry.get("raw_line") is not None:
-        where += f":{entry['raw_line']}"
-    if entry.get("raw_index") is not None:
-        where += f"[{entry['raw_index']}]"
-    return where
 
 
 class EvalImages:
