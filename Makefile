@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-out
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,24 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	bash scripts/labelstudio.sh install
 	touch $@
 
-install: $(VENV)/.installed .venv-labelstudio/.installed
+# LLaMA-Factory 0.9.5 pins datasets<=4.0, transformers<=5.6, trl<=0.24: its export test runs it in its own venv
+# (tests/interop/requirements-llamafactory.txt; llamafactory and torchaudio --no-deps, torch from the local disk).
+.venv-interop/.installed: tests/interop/requirements-llamafactory.txt
+	$(PYTHON) -m venv .venv-interop
+	.venv-interop/bin/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	.venv-interop/bin/pip install --quiet -r tests/interop/requirements-llamafactory.txt
+	.venv-interop/bin/pip install --quiet --no-deps "llamafactory==0.9.5" "torchaudio==2.11.1"
+	touch $@
+
+# The review browser tests drive Debian's Chromium (tests/browser): installed here when running as root
+# (CI), and only when missing; elsewhere the suite skips with the reason (it fails under CI=true).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "chromium/chromedriver missing (apt-get install chromium chromium-driver as root): browser tests will skip"; fi
+
+install: $(VENV)/.installed .venv-labelstudio/.installed .venv-interop/.installed browser
 
 demo: install
 	bash scripts/demo.sh $(DEMO)

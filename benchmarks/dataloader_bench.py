@@ -55,16 +55,31 @@ def synthetic_jpeg(rng: np.random.Generator, side: int) -> bytes:
     return out.getvalue()
 
 
-def build_shards(root: Path, count: int, side: int, row_group: int) -> None:
+def resized_jpeg(data: bytes, size: int) -> bytes:
+    """What a pre-resized training tier stores: the image already at the model's size (JPEG q 95)."""
+    out = io.BytesIO()
+    Image.fromarray(decode_resized(data, size)).save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def build_shards(root: Path, count: int, side: int, row_group: int, image_row_group: int | None = None, train_size: int | None = None) -> None:
+    """Synthetic shards. ``image_row_group`` (default: ``row_group``) and an uncompressed ``bytes`` column
+    give the random-read layout; ``train_size`` stores every image pre-resized (the training tier)."""
     rng = np.random.default_rng(0)
     images = [synthetic_jpeg(rng, side) for _ in range(count)]
+    if train_size:
+        images = [resized_jpeg(data, train_size) for data in images]
+        side = train_size
     ids = [hashlib.sha256(b).hexdigest() for b in images]
     (root / "images").mkdir(parents=True)
     (root / "samples").mkdir(parents=True)
     pq.write_table(
         pa.table({"image_id": ids, "bytes": images, "format": ["jpeg"] * count, "width": [side] * count, "height": [side] * count}),
         root / "images" / "images-00000.parquet",
-        row_group_size=row_group,
+        row_group_size=image_row_group or row_group,
+        # JPEG bytes do not compress: a second codec over them only costs decode time on every read
+        compression={"image_id": "snappy", "bytes": "none", "format": "snappy", "width": "snappy", "height": "snappy"}
+        if image_row_group else "snappy",
     )
     rows = [
         {
@@ -152,6 +167,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=384, help="synthetic samples when --root is not given")
     parser.add_argument("--source-size", type=int, default=512, help="synthetic image side (px) before the resize")
     parser.add_argument("--row-group", type=int, default=64, help="row-group size of the synthetic shards")
+    parser.add_argument("--image-row-group", type=int, help="images per row group of the images table, bytes uncompressed (e.g. 1: the random-read layout)")
+    parser.add_argument("--train-size", type=int, help="also measure a pre-resized training tier at this size (e.g. 448)")
     parser.add_argument("--image-size", type=int, default=448)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the tiny tokenizer)")
@@ -163,23 +180,34 @@ def main() -> None:
         if root is None:
             root = Path(scratch) / "build"
             console.print(f"building {args.samples} synthetic samples ({args.source_size}px JPEG) in {root}")
-            build_shards(root, args.samples, args.source_size, args.row_group)
+            build_shards(root, args.samples, args.source_size, args.row_group, args.image_row_group)
         tokenizer = load_tokenizer(args.tokenizer)
         template = ChatTemplate(tokenizer, TOKENS_PER_IMAGE, max_length=2048)
         ours = SampleDataset(root, template, args.image_size, index_cache=Path(scratch) / "index")
         sampler = MixtureSampler(ours, {}, 1.0, seed=0)
         baseline = LlavaStyleDataset(export_llava(root, ours, Path(scratch) / "llava"), template, args.image_size)
         pad = tokenizer.unk_token_id or 0
+        tier = None
+        if args.train_size and args.root is None:
+            tier_root = Path(scratch) / "tier"
+            build_shards(tier_root, args.samples, args.source_size, args.row_group, args.image_row_group or 1, args.train_size)
+            tier = SampleDataset(tier_root, template, args.image_size, index_cache=Path(scratch) / "tier-index")
+            samples_per_second(tier, MixtureSampler(tier, {}, 1.0, seed=0), 0, args.batch_size, pad)
         samples_per_second(ours, sampler, 0, args.batch_size, pad)  # warm the page cache for both
         samples_per_second(baseline, None, 0, args.batch_size, pad)
 
         table = Table(title=f"data path samples/s ({len(ours)} samples, {args.image_size}px, batch {args.batch_size}, {torch.get_num_threads()} torch threads)")
-        for column in ("workers", "skyeye (Parquet shards)", "llava-style (JSON + files)", "ratio"):
+        columns = ["workers", "skyeye (Parquet shards)", "llava-style (JSON + files)", "ratio"]
+        for column in columns + ([f"skyeye, {args.train_size}px tier", "tier per worker"] if tier else []):
             table.add_column(column, justify="right")
         for workers in args.workers:
             ours_rate = samples_per_second(ours, sampler, workers, args.batch_size, pad)
             base_rate = samples_per_second(baseline, None, workers, args.batch_size, pad)
-            table.add_row(str(workers), f"{ours_rate:.1f}", f"{base_rate:.1f}", f"{ours_rate / base_rate:.2f}")
+            row = [str(workers), f"{ours_rate:.1f}", f"{base_rate:.1f}", f"{ours_rate / base_rate:.2f}"]
+            if tier:
+                tier_rate = samples_per_second(tier, MixtureSampler(tier, {}, 1.0, seed=0), workers, args.batch_size, pad)
+                row += [f"{tier_rate:.1f}", f"{tier_rate / max(1, workers):.1f}"]
+            table.add_row(*row)
         console.print(table)
 
 

@@ -29,11 +29,13 @@ install() {
     echo "label-studio $LABEL_STUDIO_VERSION installed in $VENV"
 }
 
-# The settings a private, offline server needs: no version check, no analytics, local files.
+# The settings a private, offline server needs: no version check, no analytics. Local-files serving
+# stays off unless asked for (LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true, for `push --images
+# local-files` on a shared filesystem): push uploads the images through the API by default.
 export_server_env() {
     local data_dir="$1"
     export LABEL_STUDIO_BASE_DATA_DIR="$data_dir"
-    export LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
+    export LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED="${LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED:-false}"
     export LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT="${LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT:-$data_dir/files}"
     export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true
     export LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true

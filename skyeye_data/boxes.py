@@ -158,6 +158,29 @@ def clip_box(box: Sequence[float], width: int, height: int) -> tuple[list[float]
     return [cx1, cy1, cx2, cy2], clipped
 
 
+FAR_SIDES = 10
+
+
+def box_problem(box: Sequence[float], width: int, height: int) -> str | None:
+    """Why a raw pixel box cannot be clipped into a usable box, or None (clip it with :func:`clip_box`).
+
+    Checked before clipping, so the reason says what is wrong: an inverted box (x2 < x1 or y2 < y1)
+    is not "outside the image", and a coordinate far beyond the image (1e308, a unit mix-up) is a
+    broken value, not a box reaching over the border: clipping it would cover the whole image.
+    "Far" is more than :data:`FAR_SIDES` image sides from the image (a box wholly outside but near
+    is reported by :func:`clip_box` returning None, as before).
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 < x1 or y2 < y1:
+        return f"box {list(box)} is inverted (x2 < x1 or y2 < y1)"
+    if x2 == x1 or y2 == y1:
+        return f"box {list(box)} has no area"
+    reach = FAR_SIDES * max(width, height)
+    if min(x1, y1) < -reach or max(x2, y2) > reach:
+        return f"box {list(box)} has a coordinate far outside the {width}x{height} image (a broken value, not clipped)"
+    return None
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two xyxy boxes (any unit, same for both)."""
     ix1, iy1 = max(a[0], b[0]), max(a[1], b[1])

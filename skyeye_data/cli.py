@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from skyeye_data.console import console, fail, progress_bar, stdout
 
 app = typer.Typer(
     name="skyeye",
@@ -25,35 +25,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(stderr=True)
-stdout = Console()
 
 # Modules that add commands with register(app). Keep one line each.
 COMMAND_MODULES: list[str] = [
     "skyeye_model.cli",
     "skyeye_data.review.cli",
     "skyeye_data.compile.cli",
+    "skyeye_data.export.cli",
     "skyeye_data.evaluation.cli",
     "skyeye_data.preview",
+    "skyeye_data.doctor_cli",
 ]
-
-
-def progress_bar(transient: bool = False) -> Progress:
-    """The one progress bar style of the CLI (to stderr, so stdout stays parseable)."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=transient,
-    )
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 @app.command("sources")

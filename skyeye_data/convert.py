@@ -1,30 +1,32 @@
-"""Run one source converter: records → ``<out>/<source>.parquet``, rejections → ``<source>.quarantine.jsonl``.
+"""Run one source converter: records → ``<source>.parquet``, rejections → a quarantine.
 
-Streams: records are written in row batches, never collected whole. Both files appear under their
-final names only when the conversion completes.
+Streams: records are written in row batches, never collected whole; the records file appears under
+its final name only when the conversion completes. :func:`convert_records` hands every rejection to
+the caller (``skyeye build`` writes them straight into ``OUT/quarantine.jsonl``);
+:func:`convert_source` (``skyeye convert``) writes them to ``<source>.quarantine.jsonl`` beside the
+records. Both apply the one ``--strict`` rule of :mod:`skyeye_data.quarantine`.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from skyeye_data import rawfs
 from skyeye_data.io import atomic_path
-from skyeye_data.schema import RECORD_SCHEMA, record_to_row, row_to_record
+from skyeye_data.quarantine import QuarantineLog, StrictModeError, short_reason
+from skyeye_data.schema import RECORD_SCHEMA, Record, VQARecord, record_to_row, row_to_record
 from skyeye_data.sources import get_source
 from skyeye_data.sources.base import Rejected
 
+__all__ = ["BATCH_ROWS", "ConvertSummary", "StrictModeError", "convert_records", "convert_source", "read_records"]
+
 BATCH_ROWS = 2048
-
-
-class StrictModeError(Exception):
-    """--strict: a raw record was rejected."""
 
 
 @dataclass
@@ -36,16 +38,77 @@ class ConvertSummary:
     by_split: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
     records_path: Path | None = None
-    quarantine_path: Path | None = None
+    quarantine_path: Path | None = None  # only for convert_source
 
     @property
     def records_in(self) -> int:
         return self.written + self.quarantined
 
+    def count_rejection(self, item: Rejected) -> None:
+        if item.level == "record":
+            self.quarantined += 1
+            self.reasons[short_reason(item.reason)] += 1
+        else:
+            self.parts_quarantined += 1
 
-def short_reason(reason: str) -> str:
-    """The reason without its specifics (for counting by kind)."""
-    return reason.split(":")[0].split("(")[0].strip()
+
+def convert_records(
+    name: str,
+    raw_dir: Path,
+    records_path: Path,
+    on_rejected: Callable[[dict[str, Any]], None],
+    on_item: Callable[[], None] | None = None,
+    on_record: Callable[[Record], None] | None = None,
+    options: dict[str, Any] | None = None,
+) -> ConvertSummary:
+    """Convert ``raw_dir`` with source ``name`` into ``records_path``.
+
+    ``options``: the recipe's converter options for the source (DOTA: ``version``), see
+    ``SourceConverter.configured``.
+
+    ``on_rejected`` receives each rejection's quarantine entry (it may raise to stop: --strict);
+    ``on_record`` sees each record as it is written (the build's leak guard collects the val/test
+    images there, so it never reads the records back for them).
+    """
+    source = get_source(name).configured(**(options or {}))
+    source.check_layout(raw_dir)
+    summary = ConvertSummary(source=name, records_path=records_path)
+    with atomic_path(records_path) as tmp_records, pq.ParquetWriter(tmp_records, RECORD_SCHEMA) as writer:
+        batch: list[dict] = []
+        for item in rawfs.within(raw_dir.parent, source.records(raw_dir)):  # the guarded raw reader's scope
+            if isinstance(item, Rejected):
+                on_rejected(item.to_json(name))
+                summary.count_rejection(item)
+            else:
+                batch.append(_row(item))
+                summary.written += 1
+                summary.by_split[item.split] += 1
+                if on_record is not None:
+                    on_record(item)
+            if len(batch) >= BATCH_ROWS:
+                writer.write_table(pa.Table.from_pylist(batch, schema=RECORD_SCHEMA))
+                batch.clear()
+            if on_item:
+                on_item()
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=RECORD_SCHEMA))
+    return summary
+
+
+_EMPTY_ROW = dict.fromkeys(RECORD_SCHEMA.names)
+
+
+def _row(record: Record) -> dict[str, Any]:
+    """:func:`record_to_row`, without pydantic's serializer for a VQA record: its fields are scalars
+    but ``provenance`` (a flat model: its field dict) and ``flags`` (a list of str), so the field dict
+    is the dump. RSVQA-HR writes a million of them; ``tests/test_sources_vqa_rsvqa.py`` checks both agree."""
+    if type(record) is not VQARecord:
+        return record_to_row(record)
+    row = _EMPTY_ROW.copy()
+    row.update(record.__dict__)
+    row["provenance"] = dict(record.provenance.__dict__)
+    row["flags"] = list(record.flags)
+    return row
 
 
 def convert_source(
@@ -55,56 +118,21 @@ def convert_source(
     strict: bool = False,
     on_item: Callable[[], None] | None = None,
 ) -> ConvertSummary:
-    """Convert ``raw_dir`` with source ``name`` into ``out_dir``; see the module docstring."""
-    source = get_source(name)
-    source.check_layout(raw_dir)
-    summary = ConvertSummary(source=name)
-    records_path = out_dir / f"{name}.parquet"
-    quarantine_path = out_dir / f"{name}.quarantine.jsonl"
-    with atomic_path(records_path) as tmp_records, atomic_path(quarantine_path) as tmp_quarantine:
-        with pq.ParquetWriter(tmp_records, RECORD_SCHEMA) as writer, open(tmp_quarantine, "w", encoding="utf-8") as qfile:
-            batch: list[dict] = []
-            for item in source.records(raw_dir):
-                if isinstance(item, Rejected):
-                    _quarantine(item, name, summary, qfile, strict)
-                else:
-                    batch.append(record_to_row(item))
-                    summary.written += 1
-                    summary.by_split[item.split] += 1
-                if len(batch) >= BATCH_ROWS:
-                    writer.write_table(pa.Table.from_pylist(batch, schema=RECORD_SCHEMA))
-                    batch.clear()
-                if on_item:
-                    on_item()
-            if batch:
-                writer.write_table(pa.Table.from_pylist(batch, schema=RECORD_SCHEMA))
-    summary.records_path, summary.quarantine_path = records_path, quarantine_path
+    """``skyeye convert``: ``out_dir/<name>.parquet`` and ``out_dir/<name>.quarantine.jsonl``, both
+    under their final names only when the conversion completes (StrictModeError with ``strict``)."""
+    quarantine = QuarantineLog(out_dir / f"{name}.quarantine.jsonl", strict)
+    try:
+        summary = convert_records(name, raw_dir, out_dir / f"{name}.parquet", quarantine.write, on_item)
+    except BaseException:
+        quarantine.abort()
+        raise
+    pending = quarantine.close()
+    pending.tmp.replace(pending.final)
+    summary.quarantine_path = pending.final
     return summary
 
 
-def _quarantine(item: Rejected, name: str, summary: ConvertSummary, qfile, strict: bool) -> None:
-    entry = item.to_json(name)
-    if strict and not item.deliberate:
-        raise StrictModeError(f"{quarantine_location(entry)}: {item.reason}")
-    qfile.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    if item.level == "record":
-        summary.quarantined += 1
-        summary.reasons[short_reason(item.reason)] += 1
-    else:
-        summary.parts_quarantined += 1
-
-
-def quarantine_location(entry: dict) -> str:
-    """'rsicd: dataset_rsicd.json[12]' or 'rsivqa: UCM/ucm_vqa.txt:7' from a quarantine entry."""
-    where = f"{entry.get('source')}: {entry.get('raw_file') or '?'}"
-    if entry.get("raw_line") is not None:
-        where += f":{entry['raw_line']}"
-    if entry.get("raw_index") is not None:
-        where += f"[{entry['raw_index']}]"
-    return where
-
-
-def read_records(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator:
+def read_records(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[Record]:
     """Stream the records of a records Parquet file, batch by batch."""
     parquet = pq.ParquetFile(path)
     for batch in parquet.iter_batches(batch_size=batch_rows):

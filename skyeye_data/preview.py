@@ -248,7 +248,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[Optional[str], typer.Option(help="only records of this split")] = None,
     ) -> None:
         """Draw records on their images (boxes, labels, expressions, captions, Q&A) as a grid PNG."""
-        from skyeye_data.cli import fail, stdout
+        from skyeye_data.console import fail, stdout
         from skyeye_data.sources import LayoutError
 
         try:

@@ -26,7 +26,9 @@ from typing import Sequence
 import av
 from PIL import Image
 
-from skyeye_data.sources.base import file_sha256
+from skyeye_data import rawfs
+from skyeye_data.hashing import file_sha256
+from skyeye_data.imagecheck import still_image_problem
 
 JPEG_QUALITY = 90
 DEFAULT_MAX_SIDE = 448  # the model's input side (DESIGN.md); larger frames only cost space
@@ -55,12 +57,19 @@ class VideoInfo:
 
 
 def _open(path: Path):
-    if not path.is_file():
-        raise VideoError(f"video file not found: {path.name}")
+    try:  # the guarded reader's rules before FFmpeg opens it: inside the raw root, a regular file, size cap
+        rawfs.check_path(path, "video")
+    except rawfs.RawFileMissing:
+        raise VideoError(f"video file not found: {path.name}") from None
+    except rawfs.RawAccessError as error:
+        raise VideoError(error.reason) from None
     try:
         container = av.open(str(path), mode="r")
     except _AV_ERRORS as error:
         raise VideoError(f"video cannot be opened ({_describe(error)})") from error
+    if problem := still_image_problem(container):  # a JPEG renamed .mp4 opens as a one-frame "video"
+        container.close()
+        raise VideoError(f"{problem}: {path.name}")
     if not container.streams.video:
         container.close()
         raise VideoError(f"file has no video stream: {path.name}")

@@ -5,6 +5,7 @@
       projector.safetensors     the projector's weight and bias
       skyeye_model.json         the model config (base weight paths): `skyeye predict` loads from here
       optimizer.safetensors     AdamW moments and step counts   + optimizer.json (param groups)
+                                (FSDP: optimizer-rank<R>.safetensors, each rank's shard of them)
       scheduler.json            the LR scheduler's state
       rng-rank<R>.safetensors   each rank's torch (and CUDA) RNG   + rng-rank<R>.json (Python's)
       trainer_state.json        step, epoch, batches consumed in the epoch, world size, batch sizes
@@ -25,7 +26,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from skyeye_model.model import SkyEyeGPT, load_trainable_weights, save_trainable_weights
+from skyeye_model.model import SkyEyeGPT, gather_trainable, load_trainable_weights, save_trainable_weights
+from skyeye_model.strategy import like_parameter, local_tensor
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -57,18 +59,32 @@ def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def save_optimizer(optimizer: torch.optim.Optimizer, directory: Path) -> None:
+def optimizer_file(directory: Path, rank: int, sharded: bool) -> Path:
+    return directory / (f"optimizer-rank{rank}.safetensors" if sharded else "optimizer.safetensors")
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, directory: Path, rank: int = 0, sharded: bool = False) -> None:
+    """AdamW's slots by parameter index; ``sharded`` (FSDP): this rank's shard, in its own file."""
     state = optimizer.state_dict()
-    tensors = {f"{param}.{name}": value.detach().cpu().contiguous() for param, slots in state["state"].items() for name, value in slots.items()}
-    save_file(tensors, directory / "optimizer.safetensors")
-    write_json(directory / "optimizer.json", state["param_groups"])
+    tensors = {
+        f"{param}.{name}": local_tensor(value.detach()).cpu().contiguous()
+        for param, slots in state["state"].items()
+        for name, value in slots.items()
+    }
+    save_file(tensors, optimizer_file(directory, rank, sharded))
+    if rank == 0:
+        write_json(directory / "optimizer.json", state["param_groups"])
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, directory: Path) -> None:
+def load_optimizer(optimizer: torch.optim.Optimizer, directory: Path, rank: int = 0, sharded: bool = False) -> None:
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
     slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in load_file(directory / "optimizer.safetensors").items():
+    path = optimizer_file(directory, rank, sharded)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: resume with the strategy (FSDP or not) and world size of the checkpoint")
+    for key, value in load_file(path).items():
         param, name = key.split(".", 1)
-        slots.setdefault(int(param), {})[name] = value
+        slots.setdefault(int(param), {})[name] = like_parameter(value, parameters[int(param)])
     groups = json.loads((directory / "optimizer.json").read_text(encoding="utf-8"))
     for group in groups:
         group["betas"] = tuple(group["betas"])
@@ -107,19 +123,21 @@ def _barrier() -> None:
 
 
 def save_checkpoint(
-    output_dir: Path, model: SkyEyeGPT, optimizer, scheduler, state: TrainerState, rank: int, keep: int
+    output_dir: Path, model: SkyEyeGPT, optimizer, scheduler, state: TrainerState, rank: int, keep: int, sharded: bool = False
 ) -> Path:
     """Write ``checkpoint-<step>`` (all ranks call this); returns its final path."""
     final = Path(output_dir) / checkpoint_name(state.step)
     tmp = final.with_name(f".{final.name}.tmp")
+    trainable = gather_trainable(model)  # a collective under FSDP: before any rank-0-only work
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_trainable_weights(model, tmp)
-        save_optimizer(optimizer, tmp)
+        save_trainable_weights(model, tmp, trainable)
         write_json(tmp / "scheduler.json", scheduler.state_dict())
         write_json(tmp / "trainer_state.json", asdict(state))
     _barrier()
+    if rank == 0 or sharded:
+        save_optimizer(optimizer, tmp, rank, sharded)
     save_rng(tmp, rank)
     _barrier()
     if rank == 0:
@@ -131,11 +149,21 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(directory: Path, model: SkyEyeGPT, optimizer, scheduler, rank: int) -> TrainerState:
-    """Restore everything ``save_checkpoint`` wrote; the RNG last, so nothing after it draws numbers."""
-    load_trainable_weights(model, directory)
-    load_optimizer(optimizer, directory)
+def read_trainer_state(directory: Path) -> TrainerState:
+    return TrainerState(**json.loads((directory / "trainer_state.json").read_text(encoding="utf-8")))
+
+
+def load_training_state(directory: Path, optimizer, scheduler, rank: int, sharded: bool = False) -> TrainerState:
+    """Optimizer, scheduler, position and RNG of a checkpoint (its weights: ``load_trainable_weights``, before
+    the model is wrapped); the RNG last, so nothing after it draws numbers."""
+    load_optimizer(optimizer, directory, rank, sharded)
     scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text(encoding="utf-8")))
-    state = TrainerState(**json.loads((directory / "trainer_state.json").read_text(encoding="utf-8")))
+    state = read_trainer_state(directory)
     load_rng(directory, rank)
     return state
+
+
+def load_checkpoint(directory: Path, model: SkyEyeGPT, optimizer, scheduler, rank: int) -> TrainerState:
+    """Restore everything ``save_checkpoint`` wrote into an unwrapped model (single process)."""
+    load_trainable_weights(model, directory)
+    return load_training_state(directory, optimizer, scheduler, rank)

@@ -1,4 +1,4 @@
-"""``skyeye train run|merge|make-tiny``, ``skyeye predict``, ``skyeye chat``.
+"""``skyeye train run|merge|import|export|make-tiny``, ``skyeye predict``, ``skyeye chat``.
 
 Registered by ``skyeye_data.cli`` through ``register(app)``. torch and transformers are imported
 inside the command bodies, so ``skyeye --help`` stays fast and torch-free.
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from skyeye_data import console
 
 train_app = typer.Typer(
     help="Fine-tune SkyEyeGPT (frozen vision tower + projector + LoRA LLM) on `skyeye build` output.",
@@ -20,10 +23,17 @@ train_app = typer.Typer(
 
 
 def _cli():
-    # Imported late: skyeye_data.cli imports this module while it is itself being imported.
-    from skyeye_data import cli
+    # the CLI's consoles and fail() (skyeye_data.console: bottom layer, never the app that imports this module)
+    return console
 
-    return cli
+
+@contextmanager
+def _fail_on(*errors: type[BaseException]):
+    """The errors a command expects (bad paths, bad checkpoints) end it with their message and exit 2, not a traceback."""
+    try:
+        yield
+    except errors as error:
+        raise console.fail(str(error))
 
 
 def _quiet_transformers() -> None:
@@ -65,6 +75,9 @@ def train_run(
     output_dir: Annotated[Optional[Path], typer.Option(help="override output_dir")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="override max_steps (optimizer steps)")] = None,
     init_adapter: Annotated[Optional[Path], typer.Option(help="override init_adapter (stage 2: a stage-1 checkpoint)")] = None,
+    stop_after: Annotated[
+        Optional[int], typer.Option(help="end after this step with a checkpoint, schedule unchanged (a planned interruption; --resume continues)")
+    ] = None,
     set_values: Annotated[
         Optional[list[str]], typer.Option("--set", help="override any key: --set model.llm_path=/w/llama --set optim.lr=2e-5 (repeatable)")
     ] = None,
@@ -96,7 +109,11 @@ def train_run(
             progress.update(task, completed=step, total=total, description=f"train loss {loss:.4f} lr {lr:.2e}")
 
         try:
-            result = train(settings, resume=resume, on_step=on_step)
+            def on_report(lines: list[str]) -> None:
+                for line in lines:
+                    cli.stdout.print(line, markup=False, highlight=False)
+
+            result = train(settings, resume=resume, on_step=on_step, stop_after=stop_after, on_report=on_report)
         except (FileNotFoundError, ValueError, KeyError) as error:
             raise cli.fail(str(error))
         finally:
@@ -120,11 +137,50 @@ def train_merge(
     _quiet_transformers()
     from skyeye_model.merge import merge_checkpoint
 
-    try:
+    with _fail_on(FileNotFoundError, FileExistsError, ValueError):
         merged = merge_checkpoint(checkpoint, out, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        raise cli.fail(str(error))
     cli.stdout.print(f"merged model written to {merged}")
+
+
+@train_app.command("import")
+def train_import(
+    source_format: Annotated[str, typer.Argument(metavar="FORMAT", help="minigptv2 or skyeyegpt (SkyEyeGPT's release is a MiniGPT-v2 checkpoint)")],
+    checkpoint: Annotated[Path, typer.Option(help="the released .pth (torch.load(...)['model']: llama_proj + LoRA)", exists=True, dir_okay=False)],
+    vision: Annotated[Path, typer.Option(help="EVA ViT-g weights: eva_vit_g.pth (MiniGPT-4's eva_vit.py key names)", exists=True, dir_okay=False)],
+    llm: Annotated[Path, typer.Option(help="the Llama-2-7b-chat transformers folder the checkpoint was trained on", exists=True, file_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="checkpoint folder to write (predict, chat, init_adapter read it)")],
+    image_size: Annotated[int, typer.Option(help="tower input size (MiniGPT-v2: 448)")] = 448,
+    vision_heads: Annotated[Optional[int], typer.Option(help="attention heads of the tower (default: width // 88, as ViT-g's 16)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out folder")] = False,
+) -> None:
+    """Convert a MiniGPT-v2 / SkyEyeGPT checkpoint into this toolkit's checkpoint layout; wrong keys exit 2 with the list."""
+    cli = _cli()
+    _quiet_transformers()
+    from skyeye_model.minigptv2 import import_minigptv2
+
+    with _fail_on(FileNotFoundError, FileExistsError, ValueError, KeyError):  # CheckpointMismatch is a ValueError
+        folder = import_minigptv2(checkpoint, vision, llm, out, image_size, vision_heads, source_format, overwrite)
+    cli.stdout.print(f"imported {source_format} checkpoint into {folder}")
+
+
+@train_app.command("export")
+def train_export(
+    target_format: Annotated[str, typer.Argument(metavar="FORMAT", help="minigptv2 (also SkyEyeGPT's format)")],
+    checkpoint: Annotated[Path, typer.Argument(help="a checkpoint folder (trained or imported)", exists=True, file_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the .pth to write ({'model': llama_proj + LoRA})")],
+    lora_keys: Annotated[Optional[str], typer.Option(help="plain (lora_A.weight, peft 0.2) or default (lora_A.default.weight); default: as imported, else plain")] = None,
+) -> None:
+    """Write a checkpoint's projector and LoRA as MiniGPT-v2's .pth (load it with MiniGPT-v2's ckpt: setting)."""
+    cli = _cli()
+    if target_format not in ("minigptv2", "skyeyegpt"):
+        raise cli.fail(f"FORMAT must be minigptv2 or skyeyegpt, got {target_format!r}")
+    if lora_keys not in (None, "plain", "default"):
+        raise cli.fail(f"--lora-keys must be plain or default, got {lora_keys!r}")
+    from skyeye_model.minigptv2 import export_minigptv2
+
+    with _fail_on(FileNotFoundError, ValueError):
+        written = export_minigptv2(checkpoint, out, None if lora_keys is None else lora_keys == "default")
+    cli.stdout.print(f"MiniGPT-v2 checkpoint written to {written}")
 
 
 @train_app.command("make-tiny")
@@ -153,7 +209,7 @@ def predict_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="predictions Parquet file")],
     images: Annotated[Optional[Path], typer.Option(help="images tables folder (default: OUT/images beside OUT/eval)")] = None,
     batch_size: Annotated[int, typer.Option(help="prompts generated together")] = 8,
-    max_new_tokens: Annotated[int, typer.Option(help="answer length limit")] = 64,
+    max_new_tokens: Annotated[int, typer.Option(help="answer length limit (answers with many boxes are long)")] = 256,
     device: Annotated[Optional[str], typer.Option(help="cuda, cuda:1, cpu (default: cuda if available)")] = None,
 ) -> None:
     """Answer every eval sample (batched greedy decoding); boxes in the answers are parsed back to pixels."""
@@ -161,13 +217,11 @@ def predict_command(
     _quiet_transformers()
     from skyeye_model.predict import count_rows, eval_files, predict
 
-    try:
+    with _fail_on(FileNotFoundError, ValueError, KeyError):
         total = count_rows(eval_files(eval_shards))
         with cli.progress_bar() as progress:
             task = progress.add_task("predict", total=total)
             written = predict(adapter, eval_shards, out, images, batch_size, max_new_tokens, device, lambda n: progress.advance(task, n))
-    except (FileNotFoundError, ValueError, KeyError) as error:
-        raise cli.fail(str(error))
     cli.stdout.print(f"{written} predictions written to {out}")
 
 
@@ -184,10 +238,8 @@ def chat_command(
 
     if sys.stdin.isatty():
         cli.console.print("[dim]ask about the image; /exit or Ctrl-D to leave[/]")
-    try:
+    with _fail_on(FileNotFoundError, ValueError, OSError):
         chat(adapter, image, sys.stdin, lambda answer: cli.stdout.print(answer, markup=False, highlight=False), max_new_tokens, device)
-    except (FileNotFoundError, ValueError, OSError) as error:
-        raise cli.fail(str(error))
 
 
 def register(app: typer.Typer) -> None:

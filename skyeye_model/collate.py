@@ -1,10 +1,20 @@
-"""Padding encoded samples into a batch."""
+"""Encoded samples into a batch: padded (one sample per row), or packed (several samples per row).
+
+Packing puts consecutive samples of the micro-batch into rows of at most ``pack_length`` tokens
+(first fit, order kept) and restarts ``position_ids`` at 0 for every sample. The model then passes
+``position_ids`` with no 2-D attention mask, and transformers builds a block-diagonal causal mask from
+the restarts (``masking_utils.find_packed_sequence_indices``; flash-attention varlen does the same), so
+no sample sees another. The first token of every sample is BOS, whose label is ``-100``, so the
+prediction across a sample boundary never counts. The loss (summed over supervised tokens, divided by
+their count) is then that of the padded batch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
+import numpy as np
 import torch
 
 from skyeye_model.template import IGNORE_INDEX
@@ -19,14 +29,19 @@ class Batch:
     pixel_values: torch.Tensor  # uint8 [images, S, S, 3], images in the order of image_mask positions
     ids: list[str]
     weights: list[float]
+    position_ids: Optional[torch.Tensor] = None  # long [B, T] when packed: restarts at 0 per sample
+
+    def _map(self, function) -> "Batch":
+        names = ("input_ids", "attention_mask", "labels", "image_mask", "pixel_values")
+        tensors = {k: function(getattr(self, k)) for k in names}
+        position_ids = None if self.position_ids is None else function(self.position_ids)
+        return Batch(**tensors, ids=self.ids, weights=self.weights, position_ids=position_ids)
 
     def to(self, device) -> "Batch":
-        tensors = {k: getattr(self, k).to(device, non_blocking=True) for k in ("input_ids", "attention_mask", "labels", "image_mask", "pixel_values")}
-        return Batch(**tensors, ids=self.ids, weights=self.weights)
+        return self._map(lambda tensor: tensor.to(device, non_blocking=True))
 
     def pin_memory(self) -> "Batch":
-        tensors = {k: getattr(self, k).pin_memory() for k in ("input_ids", "attention_mask", "labels", "image_mask", "pixel_values")}
-        return Batch(**tensors, ids=self.ids, weights=self.weights)
+        return self._map(lambda tensor: tensor.pin_memory())
 
 
 class Collator:
@@ -47,14 +62,79 @@ class Collator:
         return out
 
     def __call__(self, samples) -> Batch:
-        # Weight-0 items only keep ranks in step (see sampler): no label, no loss.
-        labels = [s.labels if s.weight > 0 else torch.full_like(s.labels, IGNORE_INDEX) for s in samples]
+        labels = masked_labels(samples)
         return Batch(
             input_ids=self._pad([s.input_ids for s in samples], self.pad_id),
             attention_mask=self._pad([torch.ones_like(s.input_ids) for s in samples], 0),
             labels=self._pad(labels, IGNORE_INDEX),
             image_mask=self._pad([s.image_mask for s in samples], False),
-            pixel_values=torch.cat([s.pixel_values for s in samples]),
+            pixel_values=concat_images([s.pixel_values for s in samples]),
             ids=[s.id for s in samples],
             weights=[s.weight for s in samples],
+        )
+
+
+def concat_images(images: list[torch.Tensor]) -> torch.Tensor:
+    """uint8 images concatenated by NumPy: a single memcpy. torch.cat runs it on the intra-op thread pool,
+    which on a busy machine costs ~85 ms for 8 images of 448 px (measured) against ~1 ms here."""
+    return torch.from_numpy(np.concatenate([image.numpy() for image in images])) if images else torch.zeros(0, dtype=torch.uint8)
+
+
+def masked_labels(samples) -> list[torch.Tensor]:
+    # Weight-0 items only keep ranks in step (see sampler): no label, no loss.
+    return [s.labels if s.weight > 0 else torch.full_like(s.labels, IGNORE_INDEX) for s in samples]
+
+
+def pack_rows(lengths: list[int], pack_length: Optional[int]) -> list[list[int]]:
+    """Sample indices per row: first fit in order, each row at most ``pack_length`` tokens (None: one row)."""
+    rows: list[list[int]] = []
+    used: list[int] = []
+    for index, length in enumerate(lengths):
+        target = next((r for r, total in enumerate(used) if pack_length is None or total + length <= pack_length), None)
+        if target is None:
+            rows.append([])
+            used.append(0)
+            target = len(rows) - 1
+        rows[target].append(index)
+        used[target] += length
+    return rows
+
+
+class PackingCollator:
+    """Several samples per row, positions restarting per sample (see the module docstring); right padding."""
+
+    def __init__(self, pad_id: int, pack_length: Optional[int] = None):
+        self.pad_id = pad_id
+        self.pack_length = pack_length
+
+    def __call__(self, samples) -> Batch:
+        labels = masked_labels(samples)
+        rows = pack_rows([len(s.input_ids) for s in samples], self.pack_length)
+        width = max(sum(len(samples[i].input_ids) for i in row) for row in rows)
+        shape = (len(rows), width)
+        batch_ids, batch_labels = torch.full(shape, self.pad_id, dtype=torch.long), torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+        mask, image_mask = torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.bool)
+        positions = torch.zeros(shape, dtype=torch.long)
+        order = []
+        for r, row in enumerate(rows):
+            start = 0
+            for i in row:
+                n = len(samples[i].input_ids)
+                batch_ids[r, start : start + n] = samples[i].input_ids
+                batch_labels[r, start : start + n] = labels[i]
+                image_mask[r, start : start + n] = samples[i].image_mask
+                mask[r, start : start + n] = 1
+                positions[r, start : start + n] = torch.arange(n)
+                start += n
+                order.append(i)
+            positions[r, start:] = torch.arange(width - start)  # the padding is one more sequence of its own
+        return Batch(
+            input_ids=batch_ids,
+            attention_mask=mask,
+            labels=batch_labels,
+            image_mask=image_mask,
+            pixel_values=concat_images([samples[i].pixel_values for i in order]),  # row-major, as image_mask
+            ids=[samples[i].id for i in order],
+            weights=[samples[i].weight for i in order],
+            position_ids=positions,
         )

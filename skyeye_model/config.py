@@ -13,8 +13,10 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-VisionType = Literal["auto", "clip", "siglip", "timm"]
-Precision = Literal["fp32", "bf16"]
+VisionType = Literal["auto", "clip", "siglip", "timm", "minigptv2"]
+PromptStyle = Literal["auto", "skyeye", "minigptv2"]
+MixtureMode = Literal["epoch", "minigptv2"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 def expand_path(value: str | Path) -> Path:
@@ -29,16 +31,23 @@ class StrictModel(BaseModel):
 class ModelConfig(StrictModel):
     llm_path: Path = Field(description="local directory of a causal LM (and its tokenizer), e.g. Llama-2-7b-chat-hf")
     vision_path: Path = Field(description="local directory of a vision tower (CLIP, SigLIP, or a timm EVA-CLIP)")
-    vision_type: VisionType = "auto"
+    vision_type: VisionType = Field(
+        "auto", description="minigptv2: MiniGPT-v2's EVA ViT-g features (39 blocks, unit LayerNorm); auto detects it from the folder"
+    )
+    prompt_style: PromptStyle = Field("auto", description="minigptv2: MiniGPT-v2's exact strings; auto: minigptv2 with its tower, else skyeye")
     image_size: int = Field(448, description="images are resized to image_size x image_size")
     tokens_per_group: int = Field(4, description="consecutive patch tokens concatenated into one LLM token")
     lora_r: int = 64
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = ["q_proj", "v_proj"]
-    precision: Precision = "fp32"
+    precision: Precision = Field("auto", description="frozen weights' dtype and autocast: auto = bf16 where the GPU supports it, else fp32")
     gradient_checkpointing: bool = False
-    max_length: int = Field(1024, description="token limit per sample (image tokens included)")
+    max_length: Optional[int] = Field(
+        None, description="token limit per sample, image tokens included (never cut; text is); None: only the two caps below"
+    )
+    max_txt_len: Optional[int] = Field(1024, description="cap on answers + later turns (MiniGPT-v2's max_txt_len, minigptv2_finetune.yaml)")
+    max_context_len: Optional[int] = Field(3800, description="cap on BOS + first prompt + images (MiniGPT-v2's max_context_len)")
 
     _expand = field_validator("llm_path", "vision_path", mode="before")(lambda v: expand_path(v))
 
@@ -51,10 +60,24 @@ class DataConfig(StrictModel):
         description="per-source sample ratio per epoch: 1 = every sample once, 0.5 = a random half, 2 = twice",
     )
     default_weight: float = Field(1.0, description="ratio of a source absent from `mixture`")
+    mixture_mode: MixtureMode = Field(
+        "epoch",
+        description="epoch: every planned sample exactly once per epoch; minigptv2: each batch from one source drawn with "
+        "probability ratio/sum(ratios) (MiniGPT-v2's MultiIterLoader), iters_per_epoch batches per epoch",
+    )
+    iters_per_epoch: Optional[int] = Field(None, description="mixture_mode minigptv2: micro-batches per rank per epoch (MiniGPT-v2 run.iters_per_epoch: 1000)")
     tasks: Optional[list[str]] = Field(None, description="keep only these tasks (None: all)")
     exclude_review_status: list[str] = ["rejected"]
     max_frames: int = Field(4, description="video samples: frames kept, sampled evenly")
     num_workers: int = 2
+    persistent_workers: bool = Field(True, description="keep dataloader workers (and their caches) alive across epochs")
+    prefetch_factor: int = Field(4, description="batches each worker prepares ahead")
+    group_by_length: bool = Field(False, description="order each rank's epoch so batches hold samples of similar length (exactly-once kept)")
+    pack: bool = Field(False, description="pack a micro-batch's samples into rows of pack_length tokens (per-sample attention)")
+    pack_length: Optional[int] = Field(None, description="tokens per packed row (None: the whole micro-batch in one row)")
+    jpeg_draft: Optional[bool] = Field(
+        None, description="decode JPEGs at reduced scale when much larger than image_size; None: on, except for MiniGPT-v2 towers (exact pixels)"
+    )
     index_cache: Optional[Path] = Field(None, description="where the image index is cached (default: <root>/.index)")
 
     _expand = field_validator("root", "index_cache", mode="before")(lambda v: None if v is None else expand_path(v))

@@ -1,17 +1,20 @@
 """The training dataset over a build output (``OUT/samples/<split>-*.parquet`` + ``OUT/images``).
 
 Map-style, so a sampler decides the order and each index goes to exactly one dataloader worker.
-Opening it reads Parquet footers (row-group sizes) and three small columns (``source``, ``task``,
-``review_status``) to filter and to build the mixture; a sample's row (conversation, image ids) is
-read only when the sample is fetched, one row group at a time with a small per-process cache.
-Images are decoded and resized in the worker that fetches the sample.
+Opening it reads the filter columns (``source``, ``task``, ``review_status``) and runs the **length
+scan**: every kept sample's text is tokenized (batched per row group) and the template's length policy
+decides whether it is kept whole, truncated or skipped (see ``template``). Skipped samples are left
+out of the dataset; ``length_report`` counts all three per source, with the reasons of the skipped
+ones, and ``lengths`` (tokens per sample) serves length-grouped batching. A sample's row is read again
+only when it is fetched, one row group at a time with a small per-process cache. Images are decoded
+and resized in the worker that fetches the sample.
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,26 @@ class EncodedSample:
     image_mask: torch.Tensor
     pixel_values: torch.Tensor  # uint8 [frames, size, size, 3], channels last as decoded (the model permutes)
     weight: float = 1.0
+
+
+@dataclass
+class SourceLengths:
+    """What the length policy did to one source's samples."""
+
+    kept: int = 0  # in the dataset (whole or truncated)
+    truncated: int = 0
+    skipped: int = 0
+    skipped_examples: list[str] = field(default_factory=list)  # "id: reason", the first few
+
+
+def length_report_lines(report: dict[str, SourceLengths]) -> list[str]:
+    """One line per source with truncated or skipped samples (printed before the first step)."""
+    lines = []
+    for source, counts in sorted(report.items()):
+        if counts.truncated or counts.skipped:
+            example = f" (e.g. {counts.skipped_examples[0]})" if counts.skipped_examples else ""
+            lines.append(f"{source}: {counts.kept} samples, {counts.truncated} truncated, {counts.skipped} skipped{example}")
+    return lines or ["length policy: no sample truncated or skipped"]
 
 
 def even_frames(image_ids: list[str], max_frames: int) -> list[str]:
@@ -67,18 +90,21 @@ class SampleDataset(torch.utils.data.Dataset):
         exclude_review_status: list[str] = ("rejected",),
         max_frames: int = 4,
         index_cache: Path | None = None,
+        draft: bool = True,
     ):
         self.files = sample_files(root, split)
         self.template = template
         self.image_size = image_size
         self.max_frames = max_frames
+        self.draft = draft  # False: full-size JPEG decoding (MiniGPT-v2's exact pixels)
         self.images = ImageStore(ImageIndex.open(Path(root) / "images", index_cache))
         self._scan(tasks, set(exclude_review_status))
         self._cache: OrderedDict[tuple[int, int], pa.Table] = OrderedDict()
         self._pid = os.getpid()
 
     def _scan(self, tasks: list[str] | None, excluded: set[str]) -> None:
-        locations, sources = [], []
+        locations, sources, lengths = [], [], []
+        self.length_report: dict[str, SourceLengths] = {}
         for file_number, path in enumerate(self.files):
             parquet = pq.ParquetFile(path)
             wanted = [c for c in ("source", "task", "review_status") if c in parquet.schema_arrow.names]
@@ -90,13 +116,51 @@ class SampleDataset(torch.utils.data.Dataset):
                 if excluded and "review_status" in wanted:
                     keep &= ~np.isin(np.array(table.column("review_status").to_pylist(), dtype=object), list(excluded))
                 rows = np.flatnonzero(keep)
-                locations.append(np.stack([np.full_like(rows, file_number), np.full_like(rows, row_group), rows], 1))
+                if not len(rows):
+                    continue
+                texts = parquet.read_row_group(row_group, columns=["id", "image_ids", "conversation"]).take(rows).to_pylist()
+                statuses = self._length_scan(texts)
                 group_sources = table.column("source").to_pylist()
-                sources += [group_sources[r] for r in rows]
+                kept_rows = []
+                for row, record, (status, length, reason) in zip(rows, texts, statuses):
+                    counts = self.length_report.setdefault(group_sources[row], SourceLengths())
+                    if status == "skipped":
+                        counts.skipped += 1
+                        if len(counts.skipped_examples) < 5:
+                            counts.skipped_examples.append(f"{record['id']}: {reason}")
+                        continue
+                    counts.kept += 1
+                    counts.truncated += status == "truncated"
+                    kept_rows.append(row)
+                    sources.append(group_sources[row])
+                    lengths.append(length)
+                kept_rows = np.array(kept_rows, dtype=np.int64)
+                locations.append(np.stack([np.full_like(kept_rows, file_number), np.full_like(kept_rows, row_group), kept_rows], 1))
         self.locations = np.concatenate(locations) if locations else np.zeros((0, 3), dtype=np.int64)
+        self.lengths = np.array(lengths, dtype=np.int64)
         self.source_names = sorted(set(sources))
         code_of = {name: code for code, name in enumerate(self.source_names)}
         self.source_codes = np.array([code_of[s] for s in sources], dtype=np.int32)
+
+    def _length_scan(self, records: list[dict]) -> list[tuple[str, int, str]]:
+        """(status, tokens, reason) per record; the text of the whole row group tokenized in one call."""
+        parsed = []
+        for record in records:
+            try:
+                parsed.append((conversation_turns(record["conversation"] or []), len(even_frames(record["image_ids"] or [], self.max_frames))))
+            except ValueError as error:
+                parsed.append((None, 0, f"malformed conversation: {error}"))
+        self.template.prefetch(set().union(*[self.template.texts_of(p[0], p[1]) for p in parsed if p[0]]))
+        results = []
+        for item in parsed:
+            if item[0] is None:
+                results.append(("skipped", 0, item[2]))
+            elif not item[0]:
+                results.append(("skipped", 0, "no (question, answer) turn"))
+            else:
+                encoded = self.template.encode_dialog(item[0], item[1])
+                results.append((encoded.status, len(encoded.input_ids), encoded.reason))
+        return results
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -118,7 +182,7 @@ class SampleDataset(torch.utils.data.Dataset):
         return self._cache[key].slice(row, 1).to_pylist()[0]
 
     def pixels(self, image_ids: list[str]) -> torch.Tensor:
-        arrays = [decode_resized(self.images.read_bytes(i), self.image_size) for i in image_ids]
+        arrays = [decode_resized(self.images.read_bytes(i), self.image_size, self.draft) for i in image_ids]
         return torch.from_numpy(np.stack(arrays))
 
     def __getitem__(self, item: PlanItem | int) -> EncodedSample:
@@ -129,14 +193,15 @@ class SampleDataset(torch.utils.data.Dataset):
             encoded = self.template.encode_dialog(conversation_turns(row["conversation"]), len(image_ids))
         except ValueError as error:
             raise ValueError(f"sample {row['id']} ({self.files[int(self.locations[position][0])].name}): {error}") from error
-        kept_images = sum(encoded.image_mask) // self.template.tokens_per_image  # truncation may cut frames
+        if encoded.status == "skipped":  # the length scan left these out; a changed file must not slip one in
+            raise ValueError(f"sample {row['id']}: {encoded.reason} (the shards changed since the dataset was opened?)")
         return EncodedSample(
             id=row["id"],
             source=row["source"],
             input_ids=torch.tensor(encoded.input_ids, dtype=torch.long),
             labels=torch.tensor(encoded.labels, dtype=torch.long),
             image_mask=torch.tensor(encoded.image_mask, dtype=torch.bool),
-            pixel_values=self.pixels(image_ids[:kept_images]) if kept_images else self._no_pixels(),
+            pixel_values=self.pixels(image_ids) if image_ids else self._no_pixels(),  # every frame: the policy never cuts images
             weight=weight,
         )
 

@@ -150,10 +150,18 @@ class ImageStore:
         return self._row_group(file_number, row_group)[row].as_py()
 
 
-def decode_resized(data: bytes, size: int) -> np.ndarray:
-    """Encoded image → RGB ``uint8`` array ``[size, size, 3]`` (bicubic, aspect ratio not kept, as in the paper)."""
+def decode_resized(data: bytes, size: int, draft: bool = True) -> np.ndarray:
+    """Encoded image → RGB ``uint8`` array ``[size, size, 3]`` (bicubic, aspect ratio not kept, as in the paper).
+
+    ``draft=False`` decodes JPEGs at full size first, as MiniGPT-v2's ``Blip2ImageTrainProcessor`` sees them
+    (``PIL.Image.open(...).convert("RGB")`` then ``Resize((S, S), BICUBIC)``): the exact pixels, slower."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (size, size))  # JPEG: decode at reduced scale when the target is much smaller
-        return np.array(image.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.uint8)
+        if draft:
+            image.draft("RGB", (size, size))  # JPEG: decode at reduced scale when the target is much smaller
+        # No copy when nothing changes: PIL's convert to the same mode and resize to the same size only copy
+        # (a pre-resized training tier is already RGB at the model's size).
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        image = image if image.size == (size, size) else image.resize((size, size), Image.BICUBIC)
+        return np.array(image, dtype=np.uint8)

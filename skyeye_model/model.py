@@ -20,9 +20,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from skyeye_model import eva_minigptv2
 from skyeye_model.collate import Batch
 from skyeye_model.config import ModelConfig
-from skyeye_model.template import IGNORE_INDEX
+from skyeye_model.strategy import full_tensor
+from skyeye_model.template import IGNORE_INDEX, ChatTemplate, resolve_style, sentencepiece_model
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -31,8 +33,15 @@ PROJECTOR_FILE = "projector.safetensors"
 ADAPTER_DIR = "adapter"
 
 
+def resolved_precision(precision: str) -> str:
+    """``auto``: bf16 where the device supports it (a CUDA GPU with bf16), else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
 def torch_dtype(precision: str) -> torch.dtype:
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+    return torch.bfloat16 if resolved_precision(precision) == "bf16" else torch.float32
 
 
 def read_json(path: Path) -> dict:
@@ -40,6 +49,8 @@ def read_json(path: Path) -> dict:
 
 
 def detect_vision_type(path: Path) -> str:
+    if eva_minigptv2.is_minigptv2_tower(path):  # imported MiniGPT-v2 / SkyEyeGPT tower, or eva_vit_g.pth itself
+        return "minigptv2"
     config = read_json(Path(path) / "config.json")
     if not config:
         raise FileNotFoundError(f"{path} has no config.json: not a vision tower directory")
@@ -61,13 +72,18 @@ class VisionTower(nn.Module):
         self.kind = detect_vision_type(path) if kind == "auto" else kind
         self.image_size = image_size
         stats = read_json(Path(path) / "preprocessor_config.json")
-        if self.kind == "timm":  # timm keeps them in config.json's pretrained_cfg
+        if self.kind == "minigptv2":  # blip_processors.py: OpenAI-CLIP's mean/std, whatever the folder says
+            stats = {"image_mean": OPENAI_CLIP_MEAN, "image_std": OPENAI_CLIP_STD}
+        elif self.kind == "timm":  # timm keeps them in config.json's pretrained_cfg
             timm_cfg = read_json(Path(path) / "config.json").get("pretrained_cfg", {})
             stats = {"image_mean": timm_cfg.get("mean", OPENAI_CLIP_MEAN), "image_std": timm_cfg.get("std", OPENAI_CLIP_STD), **stats}
         default_mean, default_std = ((0.5,) * 3, (0.5,) * 3) if self.kind == "siglip" else (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
         self.register_buffer("mean", torch.tensor(stats.get("image_mean", default_mean)).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(stats.get("image_std", default_std)).view(1, 3, 1, 1), persistent=False)
-        if self.kind == "timm":
+        if self.kind == "minigptv2":
+            self.encoder = eva_minigptv2.open_tower(Path(path), image_size, dtype)
+            self.hidden_size, self.prefix_tokens, self.interpolate = self.encoder.num_features, 0, False  # CLS dropped in the features
+        elif self.kind == "timm":
             self._load_timm(Path(path), dtype)
         else:
             self._load_transformers(Path(path), dtype)
@@ -112,7 +128,7 @@ class VisionTower(nn.Module):
         return self
 
     def num_patches(self) -> int:
-        patch = self.encoder.config.patch_size if self.kind != "timm" else self.encoder.patch_embed.patch_size[0]
+        patch = self.encoder.config.patch_size if self.kind in ("clip", "siglip") else self.encoder.patch_embed.patch_size[0]
         return (self.image_size // patch) ** 2
 
     @torch.no_grad()
@@ -121,7 +137,9 @@ class VisionTower(nn.Module):
         dtype = next(self.encoder.parameters()).dtype
         # Scaling and the channels-first copy happen here, on the accelerator, not in the data workers.
         pixels = ((pixels_uint8.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std).to(dtype)
-        if self.kind == "timm":
+        if self.kind == "minigptv2":
+            tokens = eva_minigptv2.minigptv2_features(self.encoder, pixels)
+        elif self.kind == "timm":
             tokens = self.encoder.forward_features(pixels)
         else:
             tokens = self.encoder(pixel_values=pixels, interpolate_pos_encoding=self.interpolate).last_hidden_state
@@ -136,10 +154,13 @@ def group_patches(tokens: torch.Tensor, group: int) -> torch.Tensor:
     return tokens.reshape(batch, count // group, group * channels)
 
 
-def load_llm(path: Path, dtype: torch.dtype):
+def load_llm(path: Path, dtype: torch.dtype, device: torch.device | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    llm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    # On a GPU the weights load straight onto it (device_map implies low_cpu_mem_usage): no rank holds a
+    # full copy of the LLM in host memory first.
+    placement = {"device_map": {"": str(device)}} if device is not None and device.type == "cuda" else {}
+    llm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **placement)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return llm, tokenizer
 
@@ -167,6 +188,17 @@ class SkyEyeGPT(nn.Module):
         self.projector = nn.Linear(vision.hidden_size * config.tokens_per_group, llm.config.get_text_config().hidden_size)
         self.tokens_per_image = vision.num_patches() // config.tokens_per_group
 
+    @property
+    def prompt_style(self) -> str:
+        return resolve_style(self.config.prompt_style, self.vision.kind)
+
+    def chat_template(self, training: bool = True) -> ChatTemplate:
+        """This model's prompt template; ``training`` applies the config's length caps (generation has none)."""
+        c = self.config
+        caps = dict(max_length=c.max_length, max_txt_len=c.max_txt_len, max_context_len=c.max_context_len) if training else {}
+        style = self.prompt_style
+        return ChatTemplate(self.tokenizer, self.tokens_per_image, style=style, sp_model=sentencepiece_model(c.llm_path, style), **caps)
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
         return {name: p for name, p in self.named_parameters() if p.requires_grad}
 
@@ -188,7 +220,10 @@ class SkyEyeGPT(nn.Module):
         return embeddings
 
     def logits(self, batch: Batch) -> torch.Tensor:
-        output = self.llm(inputs_embeds=self.input_embeddings(batch), attention_mask=batch.attention_mask, use_cache=False)
+        if batch.position_ids is not None:  # packed rows: no 2-D mask, so transformers masks per sample (collate.py)
+            output = self.llm(inputs_embeds=self.input_embeddings(batch), position_ids=batch.position_ids, use_cache=False)
+        else:
+            output = self.llm(inputs_embeds=self.input_embeddings(batch), attention_mask=batch.attention_mask, use_cache=False)
         return output.logits
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, int]:
@@ -240,19 +275,21 @@ def enable_activation_checkpointing(llm) -> None:
 
 def require_folders(config: ModelConfig) -> None:
     for name, path in (("llm_path", config.llm_path), ("vision_path", config.vision_path)):
+        if name == "vision_path" and Path(path).suffix == ".pth" and Path(path).is_file():
+            continue  # MiniGPT-4's eva_vit_g.pth, read directly
         if not Path(path).is_dir():
             hint = " (is SKYEYE_WEIGHTS set?)" if "$" in str(path) else ""
             raise FileNotFoundError(f"model.{name}: {path} is not a folder{hint}; weights load from local folders only")
 
 
-def build_model(config: ModelConfig, init_adapter: Path | None = None) -> SkyEyeGPT:
+def build_model(config: ModelConfig, init_adapter: Path | None = None, device: torch.device | None = None) -> SkyEyeGPT:
     """A trainable model from the base weights; ``init_adapter`` (a checkpoint) seeds LoRA + projector."""
     from peft import get_peft_model
 
     require_folders(config)
     dtype = torch_dtype(config.precision)
     vision = VisionTower(config.vision_path, config.vision_type, config.image_size, dtype)
-    llm, tokenizer = load_llm(config.llm_path, dtype)
+    llm, tokenizer = load_llm(config.llm_path, dtype, device)
     llm.requires_grad_(False)
     if config.gradient_checkpointing:
         enable_activation_checkpointing(llm)
@@ -274,16 +311,34 @@ def load_trainable_weights(model: SkyEyeGPT, checkpoint: Path) -> None:
             raise FileNotFoundError(f"{required} is missing: {checkpoint} is not a SkyEye checkpoint")
     result = set_peft_model_state_dict(model.llm, load_file(adapter_file))
     if getattr(result, "unexpected_keys", None):
-        raise ValueError(f"adapter weights that fit no LoRA layer: {result.unexpected_keys[:5]}")
+        raise ValueError(f"{adapter_file}: adapter weights that fit no LoRA layer: {result.unexpected_keys[:5]}")
+    # peft loads with strict=False: a LoRA layer absent from the file would silently keep its initial values
+    missing = [key for key in getattr(result, "missing_keys", []) if ".lora_" in key]
+    if missing:
+        raise ValueError(f"{adapter_file}: {len(missing)} LoRA weights missing, e.g. {missing[:5]}")
     model.projector.load_state_dict(load_file(projector_file))
 
 
-def save_trainable_weights(model: SkyEyeGPT, directory: Path) -> None:
-    """Write ``adapter/`` (peft), ``projector.safetensors`` and ``skyeye_model.json`` into ``directory``."""
+def gather_trainable(model: SkyEyeGPT) -> dict[str, torch.Tensor]:
+    """Every trainable tensor, whole, on the CPU (FSDP shards gathered: every rank must call this)."""
+    return {name: full_tensor(p.detach()).cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_trainable_weights(model: SkyEyeGPT, directory: Path, trainable: dict[str, torch.Tensor] | None = None) -> None:
+    """Write ``adapter/`` (peft's file names and keys), ``projector.safetensors`` and ``skyeye_model.json``.
+
+    ``trainable``: from ``gather_trainable`` (default: gathered here, single process)."""
     from safetensors.torch import save_file
 
-    model.llm.save_pretrained(directory / ADAPTER_DIR)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.projector.state_dict().items()}, directory / PROJECTOR_FILE)
+    trainable = gather_trainable(model) if trainable is None else trainable
+    adapter = {}
+    for name, tensor in trainable.items():
+        if name.startswith("llm.") and ".lora_" in name:  # peft's file keys: no "llm." root, no adapter name
+            adapter[name[len("llm.") :].replace(".default.weight", ".weight")] = tensor
+    (directory / ADAPTER_DIR).mkdir(parents=True, exist_ok=True)
+    save_file(adapter, directory / ADAPTER_DIR / "adapter_model.safetensors")
+    model.llm.peft_config["default"].save_pretrained(str(directory / ADAPTER_DIR))
+    save_file({k: trainable[f"projector.{k}"] for k in ("weight", "bias")}, directory / PROJECTOR_FILE)
     description = model.config.model_dump(mode="json")
     # the base weights as absolute paths: a relative path meant "from where training ran", while a
     # checkpoint's relative paths are read from the checkpoint folder (as in merged models)

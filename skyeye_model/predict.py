@@ -20,20 +20,14 @@ import pyarrow.parquet as pq
 import torch
 
 from skyeye_data.boxes import parse_boxes
-from skyeye_data.compile.evalsets import EVAL_SCHEMA
+from skyeye_data.tables import PREDICTION_CARRIED_COLUMNS as CARRIED_COLUMNS
+from skyeye_data.tables import PREDICTION_SCHEMA
 from skyeye_model.collate import Collator
 from skyeye_model.data import EncodedSample, even_frames
 from skyeye_model.images import ImageIndex, ImageStore, decode_resized
-from skyeye_model.model import SkyEyeGPT, load_trained_model, pad_id
-from skyeye_model.template import ChatTemplate
+from skyeye_model.model import SkyEyeGPT, load_trained_model, pad_id, resolved_precision
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)
-CARRIED_COLUMNS = ["id", "source", "task", "split", "subset", "question_type", "references", "ref_boxes", "width", "height"]
-# the eval shards' own columns (declared once, in skyeye_data.compile.evalsets) + the generated answer
-PREDICTION_SCHEMA = pa.schema(
-    [EVAL_SCHEMA.field(name) for name in CARRIED_COLUMNS]
-    + [pa.field("prediction", pa.string()), pa.field("pred_boxes", pa.list_(pa.list_(pa.float64())))]
-)
 
 
 def eval_files(paths: Iterable[Path]) -> list[Path]:
@@ -66,7 +60,7 @@ class Generator:
         self.images = images
         self.device = device
         self.max_frames = max_frames
-        self.template = ChatTemplate(model.tokenizer, model.tokens_per_image, max_length=10**9)
+        self.template = model.chat_template(training=False)
         self.collate = Collator(pad_id(model.tokenizer), side="left")
 
     def encode(self, history: list[tuple[str, str]], instruction: str, pixels: torch.Tensor) -> EncodedSample:
@@ -85,11 +79,12 @@ class Generator:
 
     def pixels(self, encoded_images: list[bytes]) -> torch.Tensor:
         size = self.model.config.image_size
-        return torch.stack([torch.from_numpy(decode_resized(data, size)) for data in encoded_images])
+        draft = self.model.vision.kind != "minigptv2"  # MiniGPT-v2's towers see full-size decodes, as in its processors
+        return torch.stack([torch.from_numpy(decode_resized(data, size, draft)) for data in encoded_images])
 
     def answer(self, samples: list[EncodedSample], max_new_tokens: int) -> list[str]:
         batch = self.collate(samples).to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.model.config.precision == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=resolved_precision(self.model.config.precision) == "bf16"):
             return self.model.generate(batch, max_new_tokens=max_new_tokens)
 
 
@@ -125,7 +120,7 @@ def predict(
     out: Path,
     images_dir: Path | None = None,
     batch_size: int = 8,
-    max_new_tokens: int = 64,
+    max_new_tokens: int = 256,
     device: str | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> int:
@@ -166,7 +161,7 @@ def chat(
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = load_trained_model(adapter).to(target)
     generator = Generator(model, None, target)
-    pixels = torch.from_numpy(decode_resized(Path(image).read_bytes(), model.config.image_size))[None]
+    pixels = generator.pixels([Path(image).read_bytes()])
     history: list[tuple[str, str]] = []
     for line in lines:
         question = line.strip()

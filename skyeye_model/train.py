@@ -1,4 +1,5 @@
-"""The training loop: single process, or one process per device under ``torchrun`` / ``accelerate launch`` (DDP).
+"""The training loop: single process, or one process per device under ``torchrun`` / ``accelerate launch``
+(DDP, or FSDP2 when an accelerate config asks for it: see ``strategy``).
 
 One optimizer step = ``grad_accum`` micro-batches of ``batch_size`` samples on every rank. AdamW with
 weight decay on the weight matrices only (not on biases or norms), a linear warmup then a cosine
@@ -9,7 +10,6 @@ so ``resume`` continues with the very batches and random numbers an uninterrupte
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -22,13 +22,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from skyeye_model.checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
-from skyeye_model.collate import Collator
+from skyeye_model.checkpoint import TrainerState, latest_checkpoint, load_training_state, read_trainer_state, save_checkpoint
+from skyeye_model.collate import Collator, PackingCollator
 from skyeye_model.config import TrainConfig
-from skyeye_model.data import SampleDataset
-from skyeye_model.model import SkyEyeGPT, build_model, pad_id
+from skyeye_model.data import SampleDataset, length_report_lines
+from skyeye_model.model import SkyEyeGPT, build_model, pad_id, resolved_precision
 from skyeye_model.sampler import MixtureSampler
-from skyeye_model.template import ChatTemplate
+from skyeye_model.strategy import resolve_strategy, set_gradient_sync, shard_fsdp
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class TrainResult:
     samples_seen: int  # samples with weight 1 this process trained on
     tokens_seen: int  # tokens (image tokens included, padding not) this process ran through the model
     seconds: float
+    length_report: dict = field(default_factory=dict)  # source → SourceLengths (kept / truncated / skipped)
 
     @property
     def tokens_per_second(self) -> float:
@@ -93,7 +94,7 @@ class TrainResult:
 
 
 def open_dataset(config: TrainConfig, model: SkyEyeGPT) -> SampleDataset:
-    template = ChatTemplate(model.tokenizer, model.tokens_per_image, config.model.max_length)
+    template = model.chat_template(training=True)
     data = config.data
     return SampleDataset(
         data.root,
@@ -104,20 +105,25 @@ def open_dataset(config: TrainConfig, model: SkyEyeGPT) -> SampleDataset:
         exclude_review_status=data.exclude_review_status,
         max_frames=data.max_frames,
         index_cache=data.index_cache,
+        draft=data.jpeg_draft if data.jpeg_draft is not None else model.vision.kind != "minigptv2",
     )
 
 
-def make_loader(dataset: SampleDataset, sampler: MixtureSampler, config: TrainConfig, collator: Collator, device) -> torch.utils.data.DataLoader:
+def make_loader(dataset: SampleDataset, sampler: MixtureSampler, config: TrainConfig, collator, device) -> torch.utils.data.DataLoader:
+    """One loader for the whole run: the sampler is re-read at every ``iter()`` (epoch, resume position),
+    and persistent workers keep their row-group and image caches between epochs."""
+    workers = config.data.num_workers
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=config.batch_size,
         sampler=sampler,
         collate_fn=collator,
-        num_workers=config.data.num_workers,
+        num_workers=workers,
         pin_memory=device.type == "cuda",
         # Its own generator, so creating a loader never draws from the global RNG that dropout uses.
         generator=torch.Generator().manual_seed(config.seed),
-        prefetch_factor=4 if config.data.num_workers else None,
+        prefetch_factor=config.data.prefetch_factor if workers else None,
+        persistent_workers=config.data.persistent_workers and workers > 0,
     )
 
 
@@ -139,21 +145,34 @@ def record_ids(config: TrainConfig, dist: Distributed, epoch: int, ids: list[str
 class Trainer:
     """One training run: the model, data, optimizer and position, set up once; ``run`` loops."""
 
-    def __init__(self, config: TrainConfig, resume: bool | Path = False):
+    def __init__(self, config: TrainConfig, resume: bool | Path = False, on_report: Callable[[list[str]], None] | None = None):
         self.config = config
         self.dist = init_distributed()
         torch.manual_seed(config.seed)  # identical initial weights on every rank
-        self.model = build_model(config.model, init_adapter=None if resume else config.init_adapter).to(self.dist.device)
+        self.strategy = resolve_strategy(resolved_precision(config.model.precision), self.dist.world_size)
+        checkpoint = self._resume_checkpoint(resume) if resume else None
+        self.model = build_model(config.model, init_adapter=checkpoint or config.init_adapter, device=self.dist.device).to(self.dist.device)
         self.dataset = open_dataset(config, self.model)
+        if self.dist.is_main:  # before the first step: how it runs, and what the length policy cut or left out, per source
+            strategy = f"{self.strategy.kind} over {self.dist.world_size} process(es), mixed precision {self.strategy.mixed_precision}"
+            lines = [strategy] + length_report_lines(self.dataset.length_report)
+            for line in lines if on_report is None else []:
+                log.warning("%s", line)
+            if on_report is not None:
+                on_report(lines)
         if len(self.dataset) == 0:
-            raise ValueError(f"no training samples in {config.data.root} (split {config.data.split})")
+            skipped = sum(c.skipped for c in self.dataset.length_report.values())
+            raise ValueError(f"no training samples in {config.data.root} (split {config.data.split}; {skipped} skipped by the length policy)")
         warn_unknown_mixture_sources(config.data.mixture, self.dataset.source_names)
         self.sampler = MixtureSampler(
-            self.dataset, config.data.mixture, config.data.default_weight, config.seed, self.dist.rank, self.dist.world_size
+            self.dataset, config.data.mixture, config.data.default_weight, config.seed, self.dist.rank, self.dist.world_size,
+            mode=config.data.mixture_mode, batch_size=config.batch_size, iterations=config.data.iters_per_epoch,
+            lengths=self.dataset.lengths if config.data.group_by_length else None,
         )
         self.batches_per_epoch = math.ceil(len(self.sampler.items()) / config.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / config.grad_accum)
         self.total_steps = config.max_steps or self.steps_per_epoch * config.epochs
+        self.runner = self._wrap()  # before the optimizer: FSDP replaces the parameters with sharded ones
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.model, config.optim.weight_decay), lr=config.optim.lr, betas=config.optim.betas
         )
@@ -162,25 +181,29 @@ class Trainer:
         )
         self.state = TrainerState(world_size=self.dist.world_size, batch_size=config.batch_size, grad_accum=config.grad_accum)
         torch.manual_seed(config.seed + 1000 * self.dist.rank)  # dropout differs between ranks
-        if resume:
-            self._restore(resume)
-        self.runner = self._wrap_for_ddp()
-        self.autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=config.model.precision == "bf16")
-        self.collator = Collator(pad_id(self.model.tokenizer))
+        if checkpoint is not None:
+            check_same_layout(read_trainer_state(checkpoint), self.dist, config)
+            sharded = self.strategy.kind == "fsdp"
+            self.state = load_training_state(checkpoint, self.optimizer, self.scheduler, self.dist.rank, sharded)
+        self.autocast = torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.strategy.mixed_precision == "bf16")
+        data = config.data
+        self.collator = PackingCollator(pad_id(self.model.tokenizer), data.pack_length) if data.pack else Collator(pad_id(self.model.tokenizer))
+        self.loader: torch.utils.data.DataLoader | None = None
         self.losses: list[float] = []
         self.samples_seen = 0
         self.tokens_seen = 0
         self.last_checkpoint: Path | None = None
 
-    def _restore(self, resume: bool | Path) -> None:
+    def _resume_checkpoint(self, resume: bool | Path) -> Path:
         checkpoint = Path(resume) if isinstance(resume, Path) else latest_checkpoint(self.config.output_dir)
         if checkpoint is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.config.output_dir}")
-        self.state = load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler, self.dist.rank)
-        check_same_layout(self.state, self.dist, self.config)
+        return checkpoint
 
-    def _wrap_for_ddp(self) -> nn.Module:
-        if self.dist.world_size == 1:
+    def _wrap(self) -> nn.Module:
+        if self.strategy.kind == "fsdp":
+            return shard_fsdp(self.model, self.strategy.layer_classes)
+        if self.strategy.kind == "single":
             return self.model
         device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
@@ -195,14 +218,17 @@ class Trainer:
             if self.state.batches_in_epoch >= self.batches_per_epoch:
                 self.state.epoch, self.state.batches_in_epoch = self.state.epoch + 1, 0
         return TrainResult(
-            self.losses, self.state.step, self.last_checkpoint, self.samples_seen, self.tokens_seen, time.perf_counter() - started
+            self.losses, self.state.step, self.last_checkpoint, self.samples_seen, self.tokens_seen, time.perf_counter() - started,
+            self.dataset.length_report,
         )
 
     def _run_epoch(self, end_step: int, on_step) -> None:
         config, state = self.config, self.state
         self.sampler.set_epoch(state.epoch, start=state.batches_in_epoch * config.batch_size)
         micro_losses: list[float] = []
-        for batch in make_loader(self.dataset, self.sampler, config, self.collator, self.dist.device):
+        if self.loader is None:
+            self.loader = make_loader(self.dataset, self.sampler, config, self.collator, self.dist.device)
+        for batch in self.loader:
             state.batches_in_epoch += 1
             step_ends = state.batches_in_epoch % config.grad_accum == 0 or state.batches_in_epoch == self.batches_per_epoch
             micro_losses.append(self._forward_backward(batch, sync=step_ends))
@@ -215,9 +241,8 @@ class Trainer:
                     return
 
     def _forward_backward(self, batch, sync: bool) -> float:
-        # DDP all-reduces gradients only on the last micro-batch of an accumulation.
-        no_sync = contextlib.nullcontext() if sync or self.runner is self.model else self.runner.no_sync()
-        with no_sync, self.autocast:
+        # DDP / FSDP reduce gradients only on the last micro-batch of an accumulation.
+        with set_gradient_sync(self.runner, self.strategy, sync), self.autocast:
             loss, _ = self.runner(batch.to(self.dist.device))
             (loss / self.config.grad_accum).backward()
         self.samples_seen += sum(1 for w in batch.weights if w > 0)
@@ -225,7 +250,7 @@ class Trainer:
         return float(loss.detach())
 
     def _optimizer_step(self, loss: float, end_step: int, on_step) -> None:
-        nn.utils.clip_grad_norm_(self.model.trainable_state().values(), self.config.optim.max_grad_norm)
+        nn.utils.clip_grad_norm_(list(self.model.trainable_state().values()), self.config.optim.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -238,7 +263,8 @@ class Trainer:
                 on_step(self.state.step, self.total_steps, self.losses[-1], lr)
         if self.state.step % self.config.save_every == 0 or self.state.step == end_step:
             self.last_checkpoint = save_checkpoint(
-                self.config.output_dir, self.model, self.optimizer, self.scheduler, self.state, self.dist.rank, self.config.keep_checkpoints
+                self.config.output_dir, self.model, self.optimizer, self.scheduler, self.state, self.dist.rank,
+                self.config.keep_checkpoints, sharded=self.strategy.kind == "fsdp",
             )
 
 
@@ -247,9 +273,11 @@ def train(
     resume: bool | Path = False,
     on_step: Callable[[int, int, float, float], None] | None = None,
     stop_after: int | None = None,
+    on_report: Callable[[list[str]], None] | None = None,
 ) -> TrainResult:
-    """Run (or continue) training. ``stop_after`` ends early after that step (simulating an interruption)."""
-    return Trainer(config, resume).run(on_step, stop_after)
+    """Run (or continue) training. ``stop_after`` ends early after that step (simulating an interruption);
+    ``on_report`` receives the length report's lines before the first step (rank 0)."""
+    return Trainer(config, resume, on_report).run(on_step, stop_after)
 
 
 def warn_unknown_mixture_sources(mixture: dict[str, float], present: list[str]) -> None:

@@ -10,6 +10,22 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """``skyeye train make-tiny``'s model (2-layer Llama + BPE tokenizer, 2-layer CLIP at 56 px)."""
+    from skyeye_model.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir / "llm")
+
 
 THREE_TURN_DIALOG = [
     {"role": "user", "content": "[caption] Briefly describe this image."},
@@ -158,3 +174,92 @@ def tiny_config(model_dir: Path, data_root: Path, output_dir: Path, **overrides)
             node = node.setdefault(key, {})
         node[leaf] = value
     return TrainConfig.model_validate(raw)
+
+
+# -- MiniGPT-v2 layouts (Vision-CAIR/MiniGPT-4), for the import / feature / prompt tests ---------------
+
+SP_CORPUS = [
+    "[INST] <Img><ImageHere></Img> [caption] briefly describe this image  [/INST]",
+    "<s>[INST] [vqa] is it a rural or an urban area  [/INST] urban</s>",
+    "[refer] the small bridge {<23><12><80><40>} [identify] [detection] [grounding]",
+    "many airplanes near the runway of the airport, ships in the harbor and a river near green trees",
+    "dense residential buildings beside a road; a drone flying over people near the river bank",
+]
+
+
+def write_sentencepiece_llm(directory: Path, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2) -> Path:
+    """A tiny Llama-2-style LLM folder whose tokenizer is a real SentencePiece BPE model (``tokenizer.model``)
+    with Llama's settings (identity normalisation, dummy ``▁`` prefix, whitespace kept, byte fallback,
+    ``<unk>`` 0, ``<s>`` 1, ``</s>`` 2), trained here; transformers converts it as it would Llama-2's."""
+    import sentencepiece
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(SP_CORPUS * 40), model_writer=model, vocab_size=420, model_type="bpe", minloglevel=2,
+        normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=False, byte_fallback=True,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=1.0, split_digits=True,
+    )  # fmt: skip
+    (directory / "tokenizer.model").write_bytes(model.getvalue())
+    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+              "add_bos_token": True, "add_eos_token": False, "legacy": False, "model_max_length": 4096}  # fmt: skip
+    (directory / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    torch.manual_seed(0)
+    llm_config = LlamaConfig(
+        vocab_size=420, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers, num_attention_heads=heads,
+        num_key_value_heads=kv_heads, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
+    )  # fmt: skip
+    LlamaForCausalLM(llm_config).save_pretrained(directory)
+    return directory
+
+
+def minigpt4_eva_state(embed_dim: int = 32, blocks: int = 3, grid: int = 4, seed: int = 0) -> dict:
+    """Random weights under MiniGPT-4's ``eva_vit.py`` ``VisionTransformer`` names and shapes (patch 14,
+    ``mlp_ratio=4.3637``, q/v biases), with ``blocks`` blocks (eva_vit_g.pth: 40) and a ``grid``² position grid."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    hidden = int(embed_dim * 4.3637)  # eva_vit.py Block: mlp_hidden_dim = int(dim * mlp_ratio)
+
+    def rand(*shape, scale=0.1, base=0.0):
+        return base + scale * torch.randn(*shape, generator=g)
+
+    state = {
+        "cls_token": rand(1, 1, embed_dim, scale=0.5),
+        "pos_embed": rand(1, grid * grid + 1, embed_dim, scale=0.5),
+        "patch_embed.proj.weight": rand(embed_dim, 3, 14, 14, scale=0.02),
+        "patch_embed.proj.bias": rand(embed_dim),
+    }
+    for i in range(blocks):
+        p = f"blocks.{i}."
+        state |= {
+            p + "norm1.weight": rand(embed_dim, base=1.0), p + "norm1.bias": rand(embed_dim),
+            p + "attn.q_bias": rand(embed_dim), p + "attn.v_bias": rand(embed_dim),
+            p + "attn.qkv.weight": rand(3 * embed_dim, embed_dim, scale=0.2),
+            p + "attn.proj.weight": rand(embed_dim, embed_dim, scale=0.2), p + "attn.proj.bias": rand(embed_dim),
+            p + "norm2.weight": rand(embed_dim, base=1.0), p + "norm2.bias": rand(embed_dim),
+            p + "mlp.fc1.weight": rand(hidden, embed_dim, scale=0.2), p + "mlp.fc1.bias": rand(hidden),
+            p + "mlp.fc2.weight": rand(embed_dim, hidden, scale=0.2), p + "mlp.fc2.bias": rand(embed_dim),
+        }  # fmt: skip
+    return state
+
+
+def minigptv2_checkpoint_state(hidden: int, layers: int, q_out: int, v_out: int, vision_dim: int, rank: int = 8,
+                               default_style: bool = False, seed: int = 1) -> dict:  # fmt: skip
+    """``torch.load(ckpt)["model"]`` of a MiniGPT-v2 run (runner_base.py ``_save_checkpoint``: trainable
+    parameters + buffers): ``llama_proj`` and the q/v LoRA of every layer, peft 0.2 names or ``.default`` ones,
+    plus transformers 4.30's persistent rotary ``inv_freq`` buffers."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    suffix = ".default" if default_style else ""
+    state = {"llama_proj.weight": torch.randn(hidden, 4 * vision_dim, generator=g) * 0.05, "llama_proj.bias": torch.randn(hidden, generator=g) * 0.05}
+    for layer in range(layers):
+        base = f"llama_model.base_model.model.model.layers.{layer}.self_attn"
+        for module, out in (("q_proj", q_out), ("v_proj", v_out)):
+            state[f"{base}.{module}.lora_A{suffix}.weight"] = torch.randn(rank, hidden, generator=g) * 0.1
+            state[f"{base}.{module}.lora_B{suffix}.weight"] = torch.randn(out, rank, generator=g) * 0.1
+        state[f"{base}.rotary_emb.inv_freq"] = torch.ones(hidden // 8)
+    return state

@@ -2,8 +2,9 @@
 
 The server comes from ``.venv-labelstudio`` (``bash scripts/labelstudio.sh install``): Label Studio
 pins its own SDK version, so it cannot share ``.venv``. One server serves the whole test session:
-a temporary data directory, SQLite, a preset user with a random legacy API token, local-files
-serving under a temporary document root, version check and analytics off.
+a temporary data directory, SQLite, a preset user (e-mail, random password, random legacy API
+token), local-files serving OFF (the server cannot read the toolkit's files: push uploads the
+images through the API), version check and analytics off.
 
 Without ``.venv-labelstudio`` the tests fail when ``CI`` is set (CI must cover the bridge) and skip
 with the reason elsewhere.
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -39,13 +41,15 @@ class LabelStudioServer:
     document_root: Path
     data_dir: Path
     process: subprocess.Popen
+    email: str = "reviewer@skyeye.test"
+    password: str = ""
+    started_in_s: float = 0.0
 
     def env(self) -> dict[str, str]:
         """The environment a toolkit command needs to reach this server."""
         return {
             "LABEL_STUDIO_URL": self.url,
             "LABEL_STUDIO_API_KEY": self.token,
-            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.document_root),
         }
 
     def stop(self) -> None:
@@ -68,17 +72,22 @@ def free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-def server_environment(data_dir: Path, document_root: Path, token: str) -> dict[str, str]:
+EMAIL = "reviewer@skyeye.test"
+
+
+def server_environment(data_dir: Path, document_root: Path, token: str, password: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_"))}
     env.update(
         {
             "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
             "DJANGO_DB": "sqlite",
-            "LABEL_STUDIO_USERNAME": "reviewer@skyeye.test",
-            "LABEL_STUDIO_PASSWORD": secrets.token_urlsafe(16),
+            "LABEL_STUDIO_USERNAME": EMAIL,
+            "LABEL_STUDIO_PASSWORD": password,
             "LABEL_STUDIO_USER_TOKEN": token,
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            # the server has no access to the toolkit's files: push uploads the images (as a remote
+            # server's users would); local-files serving stays off
+            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "false",
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
             # no calls home: version check, analytics and error reporting off
             "LATEST_VERSION_CHECK": "false",
@@ -111,7 +120,8 @@ def start_server() -> LabelStudioServer:
     data_dir, document_root = base / "data", base / "files"
     data_dir.mkdir()
     document_root.mkdir()
-    token = secrets.token_hex(20)
+    token, password = secrets.token_hex(20), secrets.token_urlsafe(16)
+    started = time.monotonic()
     port = free_loopback_port()
     log = base / "server.log"
     command = [
@@ -121,18 +131,19 @@ def start_server() -> LabelStudioServer:
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
             command,
-            env=server_environment(data_dir, document_root, token),
+            env=server_environment(data_dir, document_root, token, password),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             cwd=base,
             start_new_session=True,
         )
-    server = LabelStudioServer(f"http://127.0.0.1:{port}", token, document_root, data_dir, process)
+    server = LabelStudioServer(f"http://127.0.0.1:{port}", token, document_root, data_dir, process, EMAIL, password)
     try:
         wait_for_health(server.url, process, log)
     except Exception:
         server.stop()
         raise
+    server.started_in_s = time.monotonic() - started
     return server
 
 
@@ -144,7 +155,8 @@ def attach_dev_server(description: Path) -> LabelStudioServer:
     import json
 
     info = json.loads(description.read_text())
-    return LabelStudioServer(info["url"], info["token"], Path(info["root"]), Path(info["root"]).parent / "data", _Detached())
+    root = Path(info["root"])
+    return LabelStudioServer(info["url"], info["token"], root, root.parent / "data", _Detached(), EMAIL, info.get("password", ""))
 
 
 class _Detached:
@@ -169,6 +181,7 @@ def session_server() -> LabelStudioServer:
     if _SESSION_SERVER is None:
         _SESSION_SERVER = start_server()
         atexit.register(_SESSION_SERVER.stop)
+        print(f"\n[review_server] Label Studio started in {_SESSION_SERVER.started_in_s:.0f}s", file=sys.stderr)
     return _SESSION_SERVER
 
 
@@ -218,7 +231,7 @@ def write_build_output(out: Path, samples: list[dict], images: list[dict]) -> Pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from skyeye_data.compile.samples import SAMPLES_SCHEMA
+    from skyeye_data.tables import SAMPLES_SCHEMA
 
     (out / "samples").mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)

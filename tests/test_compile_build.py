@@ -21,7 +21,7 @@ from skyeye_data.convert import read_records
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO = PROJECT / "recipes" / "demo.yaml"
-FINAL_GLOBS = ("samples/*.parquet", "images/*.parquet", "eval/*.parquet", "manifest.json", "README.md", "quarantine.jsonl")
+FINAL_GLOBS = ("samples/*.parquet", "images/*.parquet", "eval/*.parquet", "manifest.json", "README.md", "LICENSE.md", "quarantine.jsonl")
 
 
 def demo_recipe(**changes):
@@ -311,10 +311,11 @@ def test_strict_build_stops_at_bad_input_and_writes_nothing(tmp_path):
     missing = sorted((raw / "rsicd" / "RSICD_images").iterdir())[0]
     missing.unlink()
     recipe = demo_recipe(sources={"rsicd": {"builders": ["caption"]}})
-    with pytest.raises(BuildError, match=rf"--strict: rsicd: dataset_rsicd.json\[\d+\]: image file not found: {missing.name}"):
+    where = r"rsicd: (annotations_rsicd/)?dataset_rsicd.json\[\d+\]"
+    with pytest.raises(BuildError, match=rf"--strict: {where}: image file not found: {missing.name}"):
         build(recipe, raw, tmp_path / "strict", strict=True)
-    assert not (tmp_path / "strict" / "manifest.json").exists()
-    assert not list((tmp_path / "strict").glob("samples/*.parquet"))
+    # not a file: no records, no shards, no manifest, no cache entry, no temporary left behind
+    assert not [p for p in (tmp_path / "strict").rglob("*") if p.is_file()]
     relaxed = build(recipe, raw, tmp_path / "relaxed")
     assert relaxed.sources["rsicd"].quarantined == 1
 

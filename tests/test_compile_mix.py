@@ -11,7 +11,7 @@ import pytest
 from skyeye_data.boxes import format_boxes, format_phrase
 
 from skyeye_data.compile.build import build
-from skyeye_data.compile.builders import MIX_BUILDERS, BuildRejection, MixContext, mix_builder
+from skyeye_data.compile.builders import MIX_BUILDERS, BuildRejection, MixContext, mix_builder, payload_key
 from skyeye_data.compile.recipe import RecipeError, parse_recipe
 
 RECIPE = """\
@@ -46,7 +46,7 @@ if "test_dior_dialog" not in MIX_BUILDERS:
                 (f"[refer] {ref.expression}", format_boxes(ref.boxes, ref.width, ref.height)),
                 (f"[detection] {label}", format_phrase(label, boxes, det.width, det.height)),
             ]
-            yield ctx.sample([det, ref], 0, "conversation", turns)
+            yield ctx.sample([det, ref], 0, "conversation", turns, [payload_key("refer", ref.expression), payload_key("detection", label)])
 
 
 def test_mix_builder_joins_sources_on_image_key(mini_raw_root, tmp_path: Path):

@@ -7,11 +7,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from skyeye_data.cli import app
+from skyeye_data.compile.builders import RECORD_BUILDERS
 from skyeye_data.compile.recipe import RecipeError, load_recipe, parse_recipe
 from skyeye_data.compile.templates import DEFAULT_POOLS, TemplatePools, stable_index
+from skyeye_data.sources import all_sources
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -91,9 +94,35 @@ def test_fingerprint_is_stable_and_sensitive():
     assert parse_recipe(GOOD.replace("seed: 3", "seed: 4")).fingerprint() != a.fingerprint()
 
 
-def test_demo_recipe_is_valid():
-    recipe = load_recipe(PROJECT / "recipes" / "demo.yaml")
+def test_demo_recipe_is_valid_and_means_what_its_yaml_says():
+    path = PROJECT / "recipes" / "demo.yaml"
+    recipe, raw = load_recipe(path), yaml.safe_load(path.read_text())
     assert recipe.sources["capera"].builders["caption"].frames == 4
+    assert (recipe.name, recipe.seed, recipe.shard_size, recipe.max_side) == (raw["name"], raw["seed"], raw["shard_size"], raw["max_side"])
+    assert recipe.leak_guard == "all" and not recipe.dedupe  # the defaults: every eval image kept out, no dedupe
+    assert list(recipe.sources) == list(raw["sources"])  # the recipe's order is the build's order
+    for name, spec in recipe.sources.items():
+        given = (raw["sources"][name] or {}).get("builders", [])  # `era: {}`: read only by a mix
+        assert list(spec.builders) == (given if isinstance(given, list) else list(given)), name
+        # every builder reads the kind of records the source gives
+        assert all(all_sources()[name].task in RECORD_BUILDERS[b].record_tasks for b in spec.builders), name
+        assert spec.expected == (raw["sources"][name] or {}).get("expected"), name
+    assert all(spec.subsets == (raw["sources"][n] or {}).get("subsets") for n, spec in recipe.sources.items())
+    for name, mix in recipe.mixes.items():
+        assert (mix.builder, mix.sources) == (raw["mixes"][name]["builder"], raw["mixes"][name]["sources"]), name
+        assert set(mix.sources) <= set(recipe.sources)
+    # the same text gives the same fingerprint; a changed option another
+    assert parse_recipe(path.read_text()).fingerprint() == recipe.fingerprint()
+    assert parse_recipe(path.read_text().replace("seed: 0", "seed: 1")).fingerprint() != recipe.fingerprint()
+
+
+def test_leak_guard_scope_and_its_boolean_aliases():
+    base = "name: x\nsources: {rsicd: {builders: [caption]}}\n"
+    assert parse_recipe(base).leak_guard == "all"
+    for given, scope in (("true", "all"), ("false", "within_source"), ("benchmarks", "benchmarks"), ("within_source", "within_source")):
+        assert parse_recipe(f"leak_guard: {given}\n" + base).leak_guard == scope, given
+    with pytest.raises(RecipeError, match=r"<recipe>:1: leak_guard: Input should be 'within_source', 'benchmarks' or 'all'"):
+        parse_recipe("leak_guard: everywhere\n" + base)
 
 
 def test_template_choice_is_deterministic_and_spread():

@@ -12,8 +12,8 @@ import yaml
 from PIL import Image
 
 from skyeye_data.compile.build import build
-from skyeye_data.compile.builders import Media
-from skyeye_data.compile.images import ImageStore
+from skyeye_data.compile.builders import MediaFile
+from skyeye_data.compile.images import ImageTableWriter
 from skyeye_data.compile.recipe import parse_recipe
 from skyeye_data.compile.shards import ShardedParquetWriter, commit_files, split_shard_name
 from skyeye_data.sources.base import ImageProblem
@@ -53,10 +53,10 @@ def test_image_store_keeps_each_image_once_and_downscales(tmp_path):
     a = _png(tmp_path / "a.png", (300, 100), (1, 2, 3))
     copy = tmp_path / "copy.png"
     copy.write_bytes(a.read_bytes())
-    store = ImageStore(tmp_path / "images", max_side=None)
-    first = store.image_ids(Media(a))
-    assert store.image_ids(Media(copy)) == first  # same bytes, one image
-    small = store.image_ids(Media(a), max_side=60)
+    store = ImageTableWriter(tmp_path / "images", max_side=None)
+    first = store.image_ids(MediaFile(a))
+    assert store.image_ids(MediaFile(copy)) == first  # same bytes, one image
+    small = store.image_ids(MediaFile(a), max_side=60)
     assert small != first
     finals = commit_files(store.close())
     table = [r for p in finals for r in pq.read_table(p).to_pylist()]
@@ -67,12 +67,12 @@ def test_image_store_keeps_each_image_once_and_downscales(tmp_path):
 
 
 def test_image_store_reports_missing_and_broken_files(tmp_path):
-    store = ImageStore(tmp_path / "images")
+    store = ImageTableWriter(tmp_path / "images")
     with pytest.raises(ImageProblem, match="not found"):
-        store.image_ids(Media(tmp_path / "nope.png"))
+        store.image_ids(MediaFile(tmp_path / "nope.png"))
     (tmp_path / "junk.png").write_bytes(b"not an image")
-    with pytest.raises(ImageProblem, match="cannot be read"):
-        store.image_ids(Media(tmp_path / "junk.png"))
+    with pytest.raises(ImageProblem, match="cannot be (read|decoded)"):
+        store.image_ids(MediaFile(tmp_path / "junk.png"))
     store.abort()
 
 

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from skyeye_data.compile.build import build
 from skyeye_data.compile.mixes._common import phraseable_classes
 from skyeye_data.compile.phrases import count_phrase, plural
-from skyeye_data.compile.recipe import MixOptions, RecipeError, load_recipe, parse_recipe
+from skyeye_data.compile.options import MixOptions
+from skyeye_data.compile.recipe import RecipeError, load_recipe, parse_recipe
 from skyeye_data.convert import read_records
 from skyeye_data.schema import DetectedObject, DetectionRecord, Provenance
+from skyeye_data.sources import all_sources
 
 PROJECT = Path(__file__).resolve().parents[1]
 IDENTIFIERS = ("[caption]", "[vqa]", "[refer]", "[identify]", "[detection]")
@@ -281,7 +282,7 @@ def test_same_key_different_content_is_not_joined(mini_raw_root, tmp_path):
     for name in ("ucm_captions", "rsivqa"):
         shutil.copytree(mini_raw_root / name, raw / name)
     shutil.copytree(raw / "ucm_captions", raw / "ucm_other")
-    for image in (raw / "ucm_other" / "images").glob("*.tif"):
+    for image in (raw / "ucm_other").rglob("*.tif"):  # images/ or imgs/, as the layout has it
         synth_image(image, 32, 32, seed=f"other:{image.name}")
     text = """\
 name: clash
@@ -317,14 +318,16 @@ def test_conversa_needs_turns_and_sane_turn_counts():
 def test_paper_recipes_declare_every_set_of_the_table():
     paper = load_recipe(PROJECT / "recipes" / "skyeye-968k.yaml")
     clean = load_recipe(PROJECT / "recipes" / "skyeye-968k-clean.yaml")
-    assert not paper.dedupe and clean.dedupe and paper.leak_guard and clean.leak_guard
+    assert not paper.dedupe and clean.dedupe
+    # the paper's construction keeps each source's published split; the clean set keeps every eval image out
+    assert (paper.leak_guard, clean.leak_guard) == ("within_source", "all")
     with_expected = {n for n, s in {**paper.sources, **paper.mixes}.items() if s.expected}
     assert with_expected == {
         "rsicd", "rsitmd", "ucm_captions", "sydney_captions", "nwpu_captions", "capera", "rsivqa", "rsvqa_lr",
         "rsvqa_hr", "rsvg", "dior_rsvg", "rspg", "era_vqa", "dota_conversa", "dior_conversa", "ucm_conversa", "sydney_conversa",
     }  # fmt: skip
-    # the clean recipe is the paper recipe with dedupe on (and its own name)
-    strip = lambda r: r.model_dump() | {"name": "", "description": "", "dedupe": None}  # noqa: E731
+    # the clean recipe is the paper recipe with dedupe on and the whole leak guard (and its own name)
+    strip = lambda r: r.model_dump() | {"name": "", "description": "", "dedupe": None, "leak_guard": None}  # noqa: E731
     clean_body = strip(clean)
     for spec in [*clean_body["sources"].values(), *clean_body["mixes"].values()]:
         spec["expected"] = None
@@ -334,6 +337,22 @@ def test_paper_recipes_declare_every_set_of_the_table():
     assert clean_body == paper_body
 
 
-def test_demo_recipe_has_the_mixes():
-    demo = yaml.safe_load((PROJECT / "recipes" / "demo.yaml").read_text())
-    assert {m["builder"] for m in demo["mixes"].values()} == {"rspg", "era_vqa", "conversa"}
+def test_demo_recipe_builds_every_mix_from_the_records_it_needs(mini_raw_root, tmp_path):
+    demo = load_recipe(PROJECT / "recipes" / "demo.yaml")
+    assert {m.builder for m in demo.mixes.values()} == {"rspg", "era_vqa", "conversa"}
+    # each mix reads sources of the kind its builder joins on (the recipe check guarantees the names exist)
+    tasks = {name: all_sources()[name].task for name in demo.sources}
+    for name, mix in demo.mixes.items():
+        first = tasks[mix.sources[0]]
+        assert first == {"rspg": "detection", "era_vqa": "classification"}.get(mix.builder, first), name
+    result = build(demo, mini_raw_root, tmp_path / "out")
+    samples = [r for p in sorted((tmp_path / "out" / "samples").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    by_source = Counter(s["source"] for s in samples)
+    for name, mix in demo.mixes.items():
+        tally = result.mixes[name]
+        assert tally.status == "built" and tally.samples_total > 0, name
+        assert by_source[name] == tally.samples_total == sum((mix.expected or tally.samples).values()), name
+        for sample in (s for s in samples if s["source"] == name):
+            provenance = json.loads(sample["provenance"])
+            assert set(provenance["sources"]) <= set(mix.sources) and provenance["builder"] == mix.builder
+            assert sample["image_ids"] and sample["conversation"][0]["role"] == "user"

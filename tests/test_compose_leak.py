@@ -66,18 +66,49 @@ def test_same_image_under_another_name_is_caught_by_content_hash(mini_raw_root, 
     assert manifest["counts"]["leak_guard_excluded"] == {"rsicd": 1}
 
 
-def test_ucm_test_images_stay_out_of_rsivqa_and_ucm_conversa(mini_raw_root, tmp_path):
-    """RSIVQA without UCM's split file calls every UCM question train; the guard must catch the test ones."""
+def test_leak_guard_scope_decides_and_every_overlap_is_reported(mini_raw_root, tmp_path):
+    """One RSICD train image holds a UCM test image's bytes (another source), another an RSICD test
+    image's (its own source): `all` keeps both out, `benchmarks` only the cross-source one (UCM is
+    an evaluated benchmark), `within_source` neither -- and what a scope lets in is reported."""
     raw = tmp_path / "raw"
-    copy_sources(mini_raw_root, raw, "rsivqa")
-    shutil.copytree(mini_raw_root / "ucm_captions", raw / "ucm_moved")  # rsivqa looks for RAW/ucm_captions: gone
-    for image in (raw / "ucm_moved" / "images").glob("*.tif"):  # RSIVQA's own copy of the images, same bytes
-        if (raw / "rsivqa" / "UCM" / "images" / image.name).exists():
-            shutil.copyfile(image, raw / "rsivqa" / "UCM" / "images" / image.name)
+    copy_sources(mini_raw_root, raw, "ucm_captions", "rsicd")
+    text = "name: scope\nleak_guard: {scope}\nsources:\n  ucm_captions: {{builders: [caption]}}\n  rsicd: {{builders: [caption]}}\n"
+    plain = build(parse_recipe(text.format(scope="all")), raw, tmp_path / "plain")
+    ucm_test = next(r for r in records(plain.out, "ucm_captions") if r.split == "test")
+    rsicd_test = next(r for r in records(plain.out, "rsicd") if r.split == "test")
+    cross, own = [r for r in records(plain.out, "rsicd") if r.split == "train"][:2]
+    overwrite_image(raw / "rsicd" / cross.image_path, raw / "ucm_captions" / ucm_test.image_path)
+    overwrite_image(raw / "rsicd" / own.image_path, raw / "rsicd" / rsicd_test.image_path)
+    expected = {  # scope -> (kept out, reported as an overlap let into training)
+        "all": ({"ucm_captions test": 1, "rsicd test": 1}, {}),
+        "benchmarks": ({"ucm_captions test": 1}, {"rsicd test": 1}),
+        "within_source": ({}, {"ucm_captions test": 1, "rsicd test": 1}),
+    }
+    for scope, (kept_out, overlap) in expected.items():
+        result = build(parse_recipe(text.format(scope=scope)), raw, tmp_path / scope)
+        rsicd = result.sources["rsicd"]
+        assert (dict(rsicd.leak_guard), dict(rsicd.eval_overlap)) == (kept_out, overlap), scope
+        assert rsicd.balanced and not result.sources["ucm_captions"].eval_overlap, scope
+        manifest = json.loads((result.out / "manifest.json").read_text())
+        assert manifest["leak_guard"] == scope
+        assert manifest["counts"]["eval_overlap"] == ({"rsicd": overlap} if overlap else {})
+        card = (result.out / "README.md").read_text()
+        assert f"Scope `{scope}`" in card and all(f"| rsicd | {where} | 1 |" in card for where in overlap), scope
+        trained = {i for s in samples_of(result.out) for i in s["image_ids"]}
+        assert (ucm_test.image_sha256 in trained) == ("ucm_captions test" in overlap), scope
+        assert (rsicd_test.image_sha256 in trained) == ("rsicd test" in overlap), scope
+
+
+def test_ucm_test_images_stay_out_of_rsivqa_and_ucm_conversa(mini_raw_root, tmp_path):
+    """RSIVQA asks questions of UCM val/test images: they take UCM's split (from ucm_captions/), so they
+    never train, and no UCM val/test image reaches a training sample, single-task or dialog; without
+    UCM's caption file the split is unknown and every UCM question is quarantined, none trained."""
+    raw = tmp_path / "raw"
+    copy_sources(mini_raw_root, raw, "rsivqa", "ucm_captions")
     text = """\
 name: leak
 sources:
-  ucm_captions: {raw: ucm_moved, builders: [caption]}
+  ucm_captions: {builders: [caption]}
   rsivqa: {builders: [vqa]}
 mixes:
   ucm_conversa: {builder: conversa, sources: [ucm_captions, rsivqa], options: {turns: [caption, vqa]}}
@@ -85,21 +116,23 @@ mixes:
     result = build(parse_recipe(text), raw, tmp_path / "out")
     out = result.out
     ucm_eval = {r.image_key: r for r in records(out, "ucm_captions") if r.split != "train"}
-    rsivqa_ucm = [r for r in records(out, "rsivqa") if r.subset == "UCM"]
-    assert all(r.split == "train" and "split_not_official" in r.flags for r in rsivqa_ucm)
-    leaking = {r.record_id for r in rsivqa_ucm if r.image_key in ucm_eval}
-    assert leaking, "the mini corpus must ask RSIVQA questions of some UCM val/test image"
-    assert sum(result.sources["rsivqa"].leak_guard.values()) == len(leaking)
-    guarded = {q["record_id"] for q in quarantine(out) if q["stage"] == "leak_guard"}
-    assert guarded == leaking
-
+    on_eval_images = [r for r in records(out, "rsivqa") if r.subset == "UCM" and r.image_key in ucm_eval]
+    assert on_eval_images, "the mini corpus must ask RSIVQA questions of some UCM val/test image"
+    assert all(r.split == ucm_eval[r.image_key].split for r in on_eval_images)  # UCM's split, never train
     samples = samples_of(out)
     used = {rid for s in samples for rid in json.loads(s["provenance"])["record_ids"]}
-    assert not used & leaking
+    assert not used & {r.record_id for r in on_eval_images}
     eval_hashes = {r.image_sha256 for r in ucm_eval.values()}
     assert not eval_hashes & {i for s in samples for i in s["image_ids"]}
-    dialogs = [s for s in samples if s["source"] == "ucm_conversa"]
-    assert dialogs, "UCM train images still get their dialogs"
+    assert [s for s in samples if s["source"] == "ucm_conversa"], "UCM train images still get their dialogs"
+    assert result.sources["rsivqa"].balanced and not result.sources["rsivqa"].eval_overlap
+
+    shutil.move(raw / "ucm_captions", raw / "ucm_moved")  # RSIVQA finds no UCM caption file now
+    moved = build(parse_recipe(text.replace("{builders: [caption]}", "{raw: ucm_moved, builders: [caption]}", 1)), raw, tmp_path / "moved")
+    assert not [r for r in records(moved.out, "rsivqa") if r.subset == "UCM"]
+    unknown = [q for q in quarantine(moved.out) if q["source"] == "rsivqa" and q["reason"].startswith("split unknown")]
+    assert unknown and all(q["level"] == "record" and not q.get("deliberate") for q in unknown)
+    assert moved.sources["rsivqa"].balanced
 
 
 def test_dota_val_images_stay_out_of_dota_conversa(mini_raw_root, tmp_path):
@@ -153,22 +186,46 @@ def test_dedupe_drops_repeated_captions_and_counts_them(mini_raw_root, tmp_path)
     assert len(pairs) == len(set(pairs))
 
 
-def test_dedupe_key_ignores_the_drawn_phrasing_not_the_payload():
-    from skyeye_data.compile.build import SampleDigests
+def test_dedupe_key_ignores_the_drawn_phrasing_not_the_payload(tmp_path):
+    """The builder hands the payload on with the draft; dedupe compares it, never the drawn phrasing."""
+    from types import SimpleNamespace
+
+    from skyeye_data.compile.builders import BuilderContext
+    from skyeye_data.compile.options import BuilderOptions
+    from skyeye_data.compile.stages.dedupe import SampleDigests
     from skyeye_data.compile.templates import TemplatePools
 
-    def row(user: str, answer: str, image: str = "img1") -> dict:
-        return {"task": user.split("]")[0][1:], "image_ids": [image],
-                "conversation": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]}  # fmt: skip
+    pools = TemplatePools({}, 0)
+    ctx = BuilderContext("rsvqa_lr", "vqa", tmp_path, BuilderOptions(), pools)
+    provenance = SimpleNamespace(raw_file="q.json", raw_line=None, raw_index=0)
 
-    seen = SampleDigests(TemplatePools({}, 0))
-    assert seen.first_time(row("[vqa] Is it urban?", "yes"))
-    assert not seen.first_time(row("[vqa] Based on the image, respond to this question with a short answer: Is it urban?", "yes"))
-    assert seen.first_time(row("[vqa] Is it urban?", "no"))  # another answer
-    assert seen.first_time(row("[vqa] Is it rural?", "yes"))  # another question
-    assert seen.first_time(row("[vqa] Is it urban?", "yes", image="img2"))  # another image
-    assert seen.first_time(row("[caption] Briefly describe this image.", "A road."))
-    assert not seen.first_time(row("[caption] A short image caption:", "A road."))
-    assert seen.first_time(row("[refer] where is the red car ?", "{<1><2><3><4>}"))
-    assert not seen.first_time(row("[refer] the red car", "{<1><2><3><4>}"))
-    assert seen.first_time(row("[refer] the blue car", "{<1><2><3><4>}"))
+    def draft(index: int, task: str, pool: str, answer: str, image: str = "img1", **fields: str):
+        record = SimpleNamespace(record_id=f"r{index}", source="rsvqa_lr", image_path=f"{image}.png", media="image",
+                                 image_sha256=None, provenance=provenance)  # fmt: skip
+        made = ctx.sample(record, index, task, pool, answer, **fields)
+        return made.row("train", [image]), made.instruction_keys
+
+    # two drafts of one question whose drawn phrasings differ: the same sample for dedupe
+    phrasings = {}
+    for index in range(40):
+        row, keys = draft(index, "vqa", "vqa", "yes", question="Is it urban?")
+        phrasings.setdefault(row["conversation"][0]["content"], (row, keys))
+    assert len(phrasings) == 2  # both templates of the vqa pool were drawn
+    (first, first_keys), (second, second_keys) = phrasings.values()
+    assert first_keys == second_keys == ("[vqa]\x1eIs it urban?",)
+    seen = SampleDigests()
+    assert seen.first_time(first, first_keys)
+    assert not seen.first_time(second, second_keys)
+    assert seen.first_time(*draft(0, "vqa", "vqa", "no", question="Is it urban?"))  # another answer
+    assert seen.first_time(*draft(0, "vqa", "vqa", "yes", question="Is it rural?"))  # another question
+    assert seen.first_time(*draft(0, "vqa", "vqa", "yes", image="img2", question="Is it urban?"))  # another image
+    # a question that happens to contain a template's literal text is still its own payload
+    tricky = "Based on the image, respond to this question with a short answer: Is it urban?"
+    assert seen.first_time(*draft(0, "vqa", "vqa", "yes", question=tricky))
+    captions = {draft(i, "caption", "caption", "A road.")[0]["conversation"][0]["content"] for i in range(20)}
+    assert len(captions) > 1
+    assert seen.first_time(*draft(0, "caption", "caption", "A road."))
+    assert not seen.first_time(*draft(7, "caption", "caption", "A road."))
+    assert seen.first_time(*draft(0, "refer", "refer", "{<1><2><3><4>}", expression="the red car"))
+    assert not seen.first_time(*draft(3, "refer", "refer", "{<1><2><3><4>}", expression="the red car"))
+    assert seen.first_time(*draft(0, "refer", "refer", "{<1><2><3><4>}", expression="the blue car"))

@@ -14,29 +14,15 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a model hub
 torch = pytest.importorskip("torch")
 
-from _model_fixtures import THREE_TURN_DIALOG, make_build_output, tiny_config  # noqa: E402
+from _model_fixtures import THREE_TURN_DIALOG, make_build_output, tiny_config, tiny_model_dir, tokenizer  # noqa: E402, F401
 
 from skyeye_model.collate import Collator  # noqa: E402
 from skyeye_model.template import IGNORE_INDEX, ChatTemplate, conversation_turns  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    from skyeye_model.tiny import make_tiny_model
-
-    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-
-
-@pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     return make_build_output(tmp_path_factory.mktemp("build"))
-
-
-@pytest.fixture(scope="session")
-def tokenizer(tiny_model_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny_model_dir / "llm")
 
 
 @pytest.fixture(scope="session")
@@ -387,13 +373,27 @@ def test_recipes_load(monkeypatch):
         assert str(config.model.llm_path).startswith("/weights/")
     assert "conversation" not in stage1.data.tasks and stage2.data.tasks is None
     assert stage2.init_adapter is not None
+    # the paper's path: stage 1 from the imported MiniGPT-v2 checkpoint (35 epochs), stage 2 for 5
+    assert stage1.init_adapter == Path("/weights/minigptv2-skyeye") and stage1.model.vision_path == Path("/weights/minigptv2-skyeye/vision")
+    assert (stage1.epochs, stage2.epochs) == (35, 5)
+    assert stage2.data.mixture["rsvqa_hr"] < stage1.data.mixture["rsvqa_hr"]
     assert load_config(root / "tiny.yaml").model.image_size == 56
 
 
-def test_truncation_never_cuts_an_image_in_part(tokenizer):
-    template = ChatTemplate(tokenizer, tokens_per_image=4, max_length=7)
-    encoded = template.encode_dialog([("[caption] Briefly describe this video.", "a drone")], num_images=2)
-    assert len(encoded.input_ids) <= 7 and sum(encoded.image_mask) % 4 == 0
+def test_length_policy_keeps_every_frame_cuts_text_and_counts(tokenizer):
+    turns = [("[caption] Briefly describe this video.", "a drone flying over people near the river bank")]
+    whole = ChatTemplate(tokenizer, tokens_per_image=4).encode_dialog(turns, num_images=2)
+    assert whole.status == "ok" and sum(whole.image_mask) == 8
+    # max_length inside the answer: every image token stays, the answer is cut, the sample is 'truncated'
+    cut = ChatTemplate(tokenizer, tokens_per_image=4, max_length=whole.context_length + 2).encode_dialog(turns, num_images=2)
+    assert cut.status == "truncated" and sum(cut.image_mask) == 8 and cut.supervised == 2
+    assert cut.input_ids == whole.input_ids[: whole.context_length + 2]
+    # MiniGPT-v2's answer cap (max_txt_len) cuts the answer + </s> part only
+    capped = ChatTemplate(tokenizer, tokens_per_image=4, max_txt_len=3).encode_dialog(turns, num_images=2)
+    assert capped.status == "truncated" and capped.supervised == 3 and len(capped.input_ids) == whole.context_length + 3
+    # images alone longer than the limit: skipped with a reason, never cut in part
+    skipped = ChatTemplate(tokenizer, tokens_per_image=4, max_length=7).encode_dialog(turns, num_images=2)
+    assert skipped.status == "skipped" and "max_length 7" in skipped.reason
 
 
 def test_batched_generation_with_left_padding_matches_one_by_one(trained, tmp_path):

@@ -12,11 +12,17 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from skyeye_data import preview
-from skyeye_data.convert import convert_source
+from skyeye_data.convert import convert_source, read_records
 from skyeye_data.schema import CaptionRecord, DetectedObject, DetectionRecord, GroundingRecord, Provenance
 from skyeye_data.sources import get_source
+from skyeye_data.synth import synthesize
+from skyeye_data.synth.painter import PALETTE
 
 WHITE = (255, 255, 255)
+
+
+def near(colour, palette, tolerance=40) -> bool:
+    return any(all(abs(a - b) <= tolerance for a, b in zip(colour, p)) for p in palette)
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +81,18 @@ def test_record_texts_per_task():
 
 
 def test_missing_image_draws_a_placeholder_not_a_crash(tmp_path):
-    tile = preview.render_tile(grounding("gone.png", [1, 1, 5, 5]), tmp_path, preview.PreviewStyle(tile=200))
-    assert tile.width == 200
+    style = preview.PreviewStyle(tile=200)
+    tile = preview.render_tile(grounding("gone.png", [1, 1, 5, 5]), tmp_path, style)
+    placeholder = tile.crop((0, 0, 200, 100))  # tile x tile/2, dark grey, the reason written in red
+    colours = {colour for _, colour in placeholder.getcolors(maxcolors=1 << 16)}
+    assert placeholder.getpixel((2, 2)) == (40, 40, 40) and placeholder.getpixel((199, 99)) == (40, 40, 40)
+    assert preview.colour_for("ship") not in colours  # no box is drawn on an image that is not there
+    assert any(r > 200 and g < 160 for r, g, b in colours)  # the "image not found" text
+    assert tile.width == 200 and tile.height > 100  # the record's text panel still follows
 
 
 def test_grid_from_a_records_parquet(tmp_path, cli):
-    get_source("dior_rsvg").synthesize(tmp_path / "raw", "mini", random.Random(0))
+    synthesize("dior_rsvg", tmp_path / "raw", "mini", random.Random(0))
     summary = convert_source("dior_rsvg", tmp_path / "raw", tmp_path / "out")
     out = tmp_path / "grid.png"
     args = ["preview", str(summary.records_path), "--raw-dir", str(tmp_path / "raw"), "--out", str(out)]
@@ -90,10 +102,26 @@ def test_grid_from_a_records_parquet(tmp_path, cli):
     with Image.open(out) as grid:
         assert grid.format == "PNG" and grid.width == 2 * 128 + 3 * 4
         assert grid.height > 3 * 128  # three rows of tiles with their text panels
+        grid = grid.convert("RGB")
+    # each tile shows its record's box where the record says: the outline (the label's colour) on the
+    # box's left edge, and inside it the synthetic object the painter filled with a palette colour
+    records = list(read_records(summary.records_path))[:5]
+    tiles = [preview.render_tile(r, tmp_path / "raw", preview.PreviewStyle(tile=128)) for r in records]
+    top, checked = 4, 0
+    for row in range(0, 5, 2):
+        for column, record in enumerate(records[row : row + 2]):
+            scale = 128 / max(record.width, record.height)
+            x1, y1, x2, y2 = (round(v * scale) for v in record.boxes[0])
+            left, mid_y = 4 + column * (128 + 4), top + (y1 + y2) // 2
+            assert grid.getpixel((left + x1, mid_y)) == preview.colour_for(record.label or "ref"), record.record_id
+            assert near(grid.getpixel((left + (x1 + x2) // 2, mid_y)), PALETTE), record.record_id
+            checked += 1
+        top += max(t.height for t in tiles[row : row + 2]) + 4
+    assert checked == 5
 
 
 def test_raw_folder_with_source_and_input_errors(tmp_path, cli):
-    get_source("dota").synthesize(tmp_path / "dota", "mini", random.Random(0))
+    synthesize("dota", tmp_path / "dota", "mini", random.Random(0))
     out = tmp_path / "p.png"
     runner = CliRunner()
     ok = runner.invoke(cli, ["preview", str(tmp_path / "dota"), "--out", str(out), "--split", "val", "--tile", "96"])
@@ -115,6 +143,8 @@ def test_real_p1888_boxes_land_where_the_labels_say(real_samples, tmp_path, cli)
     raw = tmp_path / "dota"
     (raw / "train/images").mkdir(parents=True)
     (raw / "train/labelTxt").mkdir(parents=True)
+    for folder in ("val/images", "val/labelTxt"):  # DOTA has train and val labels; val is empty here
+        (raw / folder).mkdir(parents=True)
     shutil.copy(real_samples / "dota/images/P1888.png", raw / "train/images")
     shutil.copy(real_samples / "dota/labelTxt/P1888.txt", raw / "train/labelTxt")
     out = tmp_path / "p1888.png"

@@ -8,7 +8,6 @@ shards hold exactly the accepted and corrected samples, with the corrections, pi
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def test_build_push_review_pull_rebuild(labelstudio_server, setup):
     region = next(r for r in tasks[refer["id"]].predictions[0].result if r["type"] == "rectanglelabels")
     moved = [width * 0.25, height * 0.125, width * 0.5 + 0.5, height * 0.625]
     region = {**region, "value": pixels_to_rectangle_value(moved, width, height)}
-    client.annotations.create(id=tasks[refer["id"]].id, result=[region, choice("edited")])
+    client.annotations.create(id=tasks[refer["id"]].id, result=[region, choice("edit")])
 
     cli(server, "review", "pull", "--project", name, "--recipe", str(recipe))
     cli(server, "build", str(recipe), "--raw-root", str(raw), "--out", str(out))

@@ -17,7 +17,7 @@ from skyeye_data.review.corrections import (
     verdict_from_task,
 )
 from skyeye_data.review.fingerprint import sample_fingerprint
-from skyeye_data.review.labelstudio import review_kind, task_payload
+from skyeye_data.review.tasks import review_kind, task_payload
 from skyeye_data.review.ledger import ReviewLedger, Verdict
 from skyeye_data.review.policy import FLAG_NAMES, ReviewPolicy, audit_draw
 from skyeye_data.review.queue import QueuedSample, QueueSummary, read_samples, review_queue, write_review_queue
@@ -191,7 +191,7 @@ def test_moved_box_comes_back_pixel_exact_and_untouched_boxes_stay():
     moved = [dict(r) for r in prefilled]
     new_box = [101.565, 60.0, 180.0, 150.0]
     moved[1] = {**moved[1], "value": pixels_to_rectangle_value(new_box, 333, 217)}
-    result = verdict_from_task(task, annotation(moved + [choice("edited")]), 3)
+    result = verdict_from_task(task, annotation(moved + [choice("edit")]), 3)
     assert result.verdict == "corrected"
     expected = f"<p>the two airplanes</p> {{<10><20><30><40>}}<delim>{format_box(new_box, 333, 217)}"
     assert result.corrected_conversation[1]["content"] == expected
@@ -204,7 +204,7 @@ def test_deleted_and_drawn_boxes():
     sample = sample_row("p1", "rspg", "detection", "img1", [("[detection] the planes", "<p>the planes</p> {<10><20><30><40>}<delim>{<50><50><70><80>}")])
     task, prefilled = pushed_task(sample, 800, 600)
     drawn = {**prefilled[0], "id": "fresh", "value": pixels_to_rectangle_value([400, 300, 480, 360], 800, 600)}
-    result = verdict_from_task(task, annotation([prefilled[1], drawn, choice("edited")]), 3)
+    result = verdict_from_task(task, annotation([prefilled[1], drawn, choice("edit")]), 3)
     assert result.corrected_conversation[1]["content"] == "<p>the planes</p> {<50><50><70><80>}<delim>{<50><50><60><60>}"
 
 
@@ -361,5 +361,5 @@ def test_rectangles_that_lost_their_ids_keep_their_place_by_overlap():
     task, prefilled = pushed_task(sample, 800, 600)
     renamed = [{**region, "id": f"copy{i}"} for i, region in enumerate(prefilled) if region["type"] == "rectanglelabels"]
     renamed[0]["value"] = pixels_to_rectangle_value([88, 120, 240, 240], 800, 600)  # moved a little
-    result = verdict_from_task(task, annotation(renamed + [choice("edited")]), 3)
+    result = verdict_from_task(task, annotation(renamed + [choice("edit")]), 3)
     assert result.corrected_conversation[1]["content"] == "<p>the planes</p> {<11><20><30><40>}<delim>{<50><50><70><80>}"

@@ -20,7 +20,7 @@ import pytest
 from skyeye_data.convert import convert_source, read_records
 from skyeye_data.sources import get_source
 from skyeye_data.sources._karpathy import normalise_caption
-from skyeye_data.synth import synth_image
+from skyeye_data.synth import synth_image, synthesize
 
 CAPTION_SOURCES = ("ucm_captions", "sydney_captions", "rsicd", "rsitmd", "nwpu_captions")
 REAL_SIZES = {"ucm_captions": 256, "sydney_captions": 500, "rsicd": 224, "rsitmd": 256, "nwpu_captions": 256}
@@ -88,7 +88,7 @@ def quarantine_lines(out_dir: Path, name: str) -> list[dict]:
 
 def synth_mini(tmp_path: Path, name: str, seed: int = 0) -> Path:
     raw_dir = tmp_path / name
-    get_source(name).synthesize(raw_dir, "mini", random.Random(seed))
+    synthesize(name, raw_dir, "mini", random.Random(seed))
     return raw_dir
 
 
@@ -180,7 +180,7 @@ def test_real_repeated_captions_are_kept(real_samples, tmp_path):
 
 def json_entries(name: str, raw_dir: Path) -> list[dict]:
     source = get_source(name)
-    data = load_json(raw_dir / source.annotation_file)
+    data = load_json(raw_dir / source.find_layout(raw_dir).paths["annotations"])
     if name == "nwpu_captions":
         return [dict(e, _class=cls) for cls, images in data.items() for e in images]
     return data["images"]
@@ -215,14 +215,14 @@ def test_mini_layout_converts_end_to_end(tmp_path, name):
 def test_synthesis_is_deterministic(tmp_path, name):
     first = synth_mini(tmp_path / "a", name, seed=3)
     second = synth_mini(tmp_path / "b", name, seed=3)
-    annotation = get_source(name).annotation_file
+    annotation = get_source(name).find_layout(first).paths["annotations"]
     assert (first / annotation).read_bytes() == (second / annotation).read_bytes()
     assert not list(first.glob(".*.tmp"))
 
 
 def test_paper_scale_ucm_has_the_paper_train_caption_count(tmp_path):
     raw_dir = tmp_path / "ucm_captions"
-    written = get_source("ucm_captions").synthesize(raw_dir, "paper", random.Random(0))
+    written = synthesize("ucm_captions", raw_dir, "paper", random.Random(0))
     assert written == 2100
 
     summary = convert_source("ucm_captions", raw_dir, tmp_path / "out")
@@ -259,3 +259,45 @@ def test_sources_are_registered():
     for name in CAPTION_SOURCES:
         assert sources[name].task == "caption"
         assert sources[name].citation and sources[name].layout
+
+
+# ---------------------------------------------------------------------------------------------
+# Published layouts: where the annotation file and the images are in the downloads
+# ---------------------------------------------------------------------------------------------
+
+
+def test_nwpu_lists_airplane_111_which_the_archive_lacks(tmp_path):
+    """NWPU-Captions' dataset_nwpu.json names airplane_111.jpg; the image archive has no such file."""
+    raw = tmp_path / "nwpu_captions"
+    captions = {field: "A plane ." for field in ("raw", "raw_1", "raw_2", "raw_3", "raw_4")}
+    entries = [{"filename": f"airplane_{n:03d}.jpg", "imgid": n, "split": "train", **captions} for n in (110, 111)]
+    (raw / "NWPU_images" / "airplane").mkdir(parents=True)
+    synth_image(raw / "NWPU_images" / "airplane" / "airplane_110.jpg", 256, 256, seed=1)
+    (raw / "dataset_nwpu.json").write_text(json.dumps({"airplane": entries}))
+    summary = convert_source("nwpu_captions", raw, tmp_path / "out")
+    quarantine = [json.loads(line) for line in summary.quarantine_path.read_text().splitlines()]
+    assert (summary.written, summary.quarantined, len(quarantine)) == (1, 1, 1)
+    assert quarantine[0]["reason"] == ("class 'airplane': image file not found: airplane_111.jpg "
+                                       "(expected at NWPU_images/airplane/airplane_111.jpg)")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "annotation", "images", "variant"),
+    [
+        ("rsicd", "annotations_rsicd/dataset_rsicd.json", "RSICD_images", "archive"),
+        ("rsicd", "dataset_rsicd.json", "RSICD_images", "flattened"),
+        ("ucm_captions", "dataset.json", "imgs", "archive"),
+        ("ucm_captions", "dataset.json", "images", "images folder"),
+        ("sydney_captions", "dataset.json", "imgs", "archive"),
+    ],
+)
+def test_published_caption_layouts_convert(tmp_path, name, annotation, images, variant):
+    raw = tmp_path / name
+    entries = [{"filename": "1.jpg", "imgid": 0, "split": "train", "sentences": [{"raw": "a field ."}]}]
+    synth_image(raw / images / "1.jpg", 64, 64, seed=0)
+    (raw / annotation).parent.mkdir(parents=True, exist_ok=True)
+    (raw / annotation).write_text(json.dumps({"images": entries}))
+    assert get_source(name).find_layout(raw).layout.name == variant
+    summary = convert_source(name, raw, tmp_path / "out")
+    record = next(iter(read_records(summary.records_path)))
+    assert (summary.written, record.image_path, record.provenance.raw_file) == (1, f"{images}/1.jpg", annotation)

@@ -11,16 +11,17 @@ import pytest
 
 from skyeye_data.convert import convert_source, read_records
 from skyeye_data.sources import LayoutError, get_source
+from skyeye_data.synth import synthesize
 
 
 def synth_mini(tmp_path: Path, name: str) -> Path:
     raw_dir = tmp_path / name
-    get_source(name).synthesize(raw_dir, "mini", random.Random(0))
+    synthesize(name, raw_dir, "mini", random.Random(0))
     return raw_dir
 
 
 def annotation(raw_dir: Path, name: str) -> Path:
-    return raw_dir / get_source(name).annotation_file
+    return raw_dir / get_source(name).find_layout(raw_dir).paths["annotations"]
 
 
 def load(path: Path):
@@ -82,15 +83,15 @@ def test_json_syntax_error_names_line_and_column(tmp_path, ucm):
 def test_missing_and_unreadable_images(tmp_path, ucm):
     raw_dir, data = ucm
     first, second = data["images"][0]["filename"], data["images"][1]["filename"]
-    (raw_dir / "images" / first).unlink()
-    (raw_dir / "images" / second).write_bytes(b"this is not a TIFF")
+    (raw_dir / "imgs" / first).unlink()
+    (raw_dir / "imgs" / second).write_bytes(b"this is not a TIFF")
 
     summary, records, rejected, _ = convert(tmp_path, "ucm_captions", raw_dir)
 
     assert summary.records_in == len(data["images"])
     assert summary.written == len(data["images"]) - 2
     by_index = {q["raw_index"]: q["reason"] for q in rejected}
-    assert by_index[0] == f"image file not found: {first} (expected at images/{first})"
+    assert by_index[0] == f"image file not found: {first} (expected at imgs/{first})"
     assert by_index[1].startswith("image cannot be read (")
 
 
@@ -135,7 +136,7 @@ def test_duplicate_imgid_and_filename_keep_the_first(tmp_path, ucm):
     images = data["images"]
     same_id = dict(images[0], filename=images[1]["filename"].replace(".tif", "0.tif"))
     same_name = dict(images[1], imgid=999)
-    (raw_dir / "images" / same_id["filename"]).write_bytes((raw_dir / "images" / images[0]["filename"]).read_bytes())
+    (raw_dir / "imgs" / same_id["filename"]).write_bytes((raw_dir / "imgs" / images[0]["filename"]).read_bytes())
     images += [same_id, same_name]
     save(raw_dir / "dataset.json", data)
 
@@ -229,8 +230,10 @@ def test_valid_json_of_the_wrong_shape(tmp_path, ucm):
 def test_layout_error_names_the_expected_files(tmp_path, name):
     raw_dir = synth_mini(tmp_path, name)
     source = get_source(name)
-    (raw_dir / source.annotation_file).unlink()
-    with pytest.raises(LayoutError, match=f"no {source.annotation_file}; expected {source.annotation_file} "):
+    found = source.find_layout(raw_dir)
+    (raw_dir / found.paths["annotations"]).unlink()
+    expected = source.layouts[0].files.split(" + ")[0]
+    with pytest.raises(LayoutError, match=f"not {source.title} as published .*put {source.annotation_file} at {expected}"):
         convert_source(name, raw_dir, tmp_path / "out")
     assert not (tmp_path / "out" / f"{name}.parquet").exists()
 

@@ -12,6 +12,7 @@ from PIL import Image
 from skyeye_data.convert import convert_source, read_records
 from skyeye_data.sources import LayoutError, Rejected, get_source
 from skyeye_data.sources.dior import DIOR_CLASSES, DiorSource, normalize_dior_class
+from skyeye_data.synth import synthesize
 
 DIOR = get_source("dior")
 HBB = "Annotations/Horizontal Bounding Boxes"
@@ -168,7 +169,7 @@ def test_layout_error_names_expected_folders(tmp_path):
 
 
 def test_synth_mini_converts_end_to_end(tmp_path):
-    written = DIOR.synthesize(tmp_path / "dior", "mini", random.Random(0))
+    written = synthesize("dior", tmp_path / "dior", "mini", random.Random(0))
     summary = convert_source("dior", tmp_path / "dior", tmp_path / "out")
     assert (summary.written, summary.quarantined, summary.parts_quarantined) == (written, 0, 0)
     assert dict(summary.by_split) == {"train": 3, "val": 1, "test": 2}

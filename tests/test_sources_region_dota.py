@@ -15,6 +15,7 @@ from PIL import Image
 from skyeye_data.convert import convert_source, read_records
 from skyeye_data.sources import LayoutError, Rejected, get_source
 from skyeye_data.sources.dota import DOTA_CLASSES, parse_object_line, LineProblem
+from skyeye_data.synth import synthesize
 
 DOTA = get_source("dota")
 
@@ -25,13 +26,21 @@ def write_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def both_splits(label_folder: Path) -> None:
+    """DOTA publishes train and val labels: a test folder holds both splits' folders (one may be empty)."""
+    split_dir = label_folder.parent
+    for split in ("train", "val"):
+        (split_dir.parent / split / label_folder.name).mkdir(parents=True, exist_ok=True)
+        (split_dir.parent / split / "images").mkdir(parents=True, exist_ok=True)
+
+
 def copy_into(source: Path, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    both_splits(folder)
     return Path(shutil.copy(source, folder))
 
 
 def write_label(path: Path, lines: list[str], header: bool = True) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    both_splits(path.parent)
     head = ["imagesource:GoogleEarth", "gsd:0.146343590398"] if header else []
     path.write_bytes("".join(f"{line}\r\n" for line in head + lines).encode())
     return path
@@ -188,13 +197,13 @@ def test_parse_object_line_accepts_missing_difficult_like_the_devkit():
 
 def test_layout_error_names_what_was_expected(tmp_path):
     (tmp_path / "images").mkdir()
-    with pytest.raises(LayoutError, match=r"train/labelTxt/.*expected"):
+    with pytest.raises(LayoutError, match=r"no DOTA label folder.*expected train/labelTxt-v1.0/labelTxt/.*train/labelTxt/"):
         DOTA.check_layout(tmp_path)
 
 
 def test_synth_mini_converts_end_to_end(tmp_path):
-    written = DOTA.synthesize(tmp_path / "dota", "mini", random.Random(0))
-    labels = list((tmp_path / "dota").glob("*/labelTxt/*.txt"))
+    written = synthesize("dota", tmp_path / "dota", "mini", random.Random(0))
+    labels = list((tmp_path / "dota").glob("*/labelTxt-v1.0/labelTxt/*.txt"))
     assert written == len(labels) and (tmp_path / "dota/test/images").is_dir()
     assert all(p.read_bytes().endswith(b"\r\n") for p in labels)
     summary = convert_source("dota", tmp_path / "dota", tmp_path / "out")
@@ -203,3 +212,58 @@ def test_synth_mini_converts_end_to_end(tmp_path):
     assert {r.split for r in records} == {"train", "val"}
     assert len({r.image_sha256 for r in records}) == len(records)
     assert any(r.image_key == "dota:P0000__1__0___0" for r in records)
+
+
+VARIANTS = {
+    "archive v1.0": "{split}/labelTxt-v1.0/labelTxt",
+    "archive v1.0 horizontal": "{split}/labelTxt-v1.0/{Split}_Task2_gt/{split}set_reclabelTxt",
+    "archive v1.5": "{split}/labelTxt-v1.5/DOTA-v1.5_{split}",
+    "archive v1.5 horizontal": "{split}/labelTxt-v1.5/DOTA-v1.5_{split}_hbb",
+    "flattened": "{split}/labelTxt",
+    "torchgeo v1.0": "{split}/annotations/version1.0",
+    "torchgeo v1.5": "{split}/annotations/version1.5",
+}
+
+
+def dota_variant(raw: Path, pattern: str, real_samples: Path) -> None:
+    """The real labels (P1888 in train, P0770 in val) in one published folder variant, images of their size."""
+    for split, stem in (("train", "P1888"), ("val", "P0770")):
+        folder = raw / pattern.format(split=split, Split=split.capitalize())
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(real_samples / "dota" / "labelTxt" / f"{stem}.txt", folder)
+        write_png(raw / split / "images" / f"{stem}.png", 4000, 4000)
+
+
+@pytest.mark.real_samples
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_published_label_folder_variant_converts(real_samples, tmp_path, variant):
+    raw = tmp_path / "dota"
+    dota_variant(raw, VARIANTS[variant], real_samples)
+    found = DOTA.find_layout(raw)
+    assert found.layout.name == variant and found.layout.evidence
+    records, rejected, _ = split_items(list(DOTA.records(raw)))
+    assert rejected == [] and sorted(r.record_id for r in records) == ["dota:train/P1888", "dota:val/P0770"]
+    assert records[0].provenance.raw_file.startswith(VARIANTS[variant].format(split="train", Split="Train"))
+
+
+@pytest.mark.real_samples
+def test_two_versions_are_never_mixed_the_recipe_picks_one(real_samples, tmp_path):
+    raw = tmp_path / "dota"
+    dota_variant(raw, VARIANTS["archive v1.0"], real_samples)
+    dota_variant(raw, VARIANTS["archive v1.5"], real_samples)
+    with pytest.raises(LayoutError, match=r'several versions \(1.0, 1.5\).*version: "1.0"'):
+        DOTA.find_layout(raw)
+    v15 = DOTA.configured(version="1.5")
+    records = [r for r in v15.records(raw) if not isinstance(r, Rejected)]
+    assert {r.provenance.raw_file.split("/")[1] for r in records} == {"labelTxt-v1.5"} and len(records) == 2
+    with pytest.raises(ValueError, match="version must be one of"):
+        DOTA.configured(version="2.0")
+
+
+@pytest.mark.real_samples
+def test_a_missing_val_label_folder_is_an_error_not_a_skip(real_samples, tmp_path):
+    raw = tmp_path / "dota"
+    dota_variant(raw, VARIANTS["archive v1.0"], real_samples)
+    shutil.rmtree(raw / "val" / "labelTxt-v1.0")
+    with pytest.raises(LayoutError, match=r"no val labels of the same version.*val/labelTxt-v1.0/labelTxt/ exists"):
+        DOTA.find_layout(raw)

@@ -14,7 +14,8 @@ from skyeye_data.boxes import format_box
 from skyeye_data.convert import convert_source, read_records
 from skyeye_data.sources import LayoutError, Rejected, get_source
 from skyeye_data.sources.dior_rsvg import read_split_index
-from skyeye_data.sources.rsvg import PAPER_SPLIT_SIZES, _assign_images, _expressions_per_image
+from skyeye_data.synth.rsvg import PAPER_SPLIT_SIZES, _assign_images, _expressions_per_image
+from skyeye_data.synth import synthesize
 
 DIOR_RSVG = get_source("dior_rsvg")
 RSVG = get_source("rsvg")
@@ -153,8 +154,8 @@ def test_missing_image_quarantines_each_object(tmp_path):
 
 
 def test_dior_rsvg_mini_shares_images_with_dior_and_converts(tmp_path):
-    written = DIOR_RSVG.synthesize(tmp_path / "dior_rsvg", "mini", random.Random(1))
-    get_source("dior").synthesize(tmp_path / "dior", "mini", random.Random(2))
+    written = synthesize("dior_rsvg", tmp_path / "dior_rsvg", "mini", random.Random(1))
+    synthesize("dior", tmp_path / "dior", "mini", random.Random(2))
     for image in (tmp_path / "dior_rsvg/JPEGImages").glob("*.jpg"):
         dior_copy = next((tmp_path / "dior").glob(f"JPEGImages-*/{image.name}"))
         assert image.read_bytes() == dior_copy.read_bytes()
@@ -181,11 +182,64 @@ def test_rsvg_layout_errors_name_what_was_expected(tmp_path):
     with pytest.raises(LayoutError, match="no images/ folder"):
         RSVG.check_layout(tmp_path)
     (tmp_path / "images").mkdir()
-    with pytest.raises(LayoutError, match="rsvg_train.json, rsvg_val.json, rsvg_test.json"):
+    with pytest.raises(LayoutError, match="none of rsvg_train.pth, rsvg_val.pth, rsvg_test.pth"):
         RSVG.check_layout(tmp_path)
-    (tmp_path / "rsvg_train.pth").write_bytes(b"\x80\x04not unpickled")
-    with pytest.raises(LayoutError, match=r"pickles.*weights_only=True"):
+    (tmp_path / "rsvg_train.pth").write_bytes(b"PK")
+    with pytest.raises(LayoutError, match=r"lacks rsvg_val.pth, rsvg_test.pth"):  # a split absent: an error
         RSVG.check_layout(tmp_path)
+
+
+def write_authors_pth(path: Path, entries: list) -> None:
+    """A split list the way the authors' files are: torch.save of a list of tuples (name, box, phrase, ...)."""
+    import torch  # the test environment has torch; skyeye_data never imports it
+
+    torch.save(entries, path)
+
+
+def test_rsvg_reads_the_released_pth_files_directly(tmp_path):
+    raw = tmp_path / "rsvg"
+    write_jpg(raw / "images/00001.jpg", 100, 80)
+    write_jpg(raw / "images/00002.jpg", 100, 80)
+    write_authors_pth(raw / "rsvg_train.pth", [("00001.jpg", [10, 10, 50, 40], "find a water tower.", 7),
+                                               ("00002.jpg", (5, 6, 60, 70), "the storage tank on the left", "x")])
+    write_authors_pth(raw / "rsvg_val.pth", [("00001.jpg", [1, 2, 30, 40], "a bridge", None)])
+    write_authors_pth(raw / "rsvg_test.pth", [])
+    assert RSVG.find_layout(raw).layout.name == "published"
+    summary = convert_source("rsvg", raw, tmp_path / "out")
+    assert (summary.written, summary.quarantined) == (3, 0) and dict(summary.by_split) == {"train": 2, "val": 1}
+    records = {r.record_id: r for r in read_records(summary.records_path)}
+    assert records["rsvg:train:1"].boxes == [[5, 6, 60, 70]] and records["rsvg:train:1"].provenance.raw_file == "rsvg_train.pth"
+    assert records["rsvg:train:0"].expression == "find a water tower."
+
+
+def test_rsvg_refuses_a_pth_that_is_not_plain_data(tmp_path):
+    import torch
+
+    raw = tmp_path / "rsvg"
+    write_jpg(raw / "images/00001.jpg", 100, 80)
+    write_authors_pth(raw / "rsvg_train.pth", [("00001.jpg", torch.tensor([1, 2, 3, 4]), "a tensor box")])
+
+    class Payload:  # a pickle that would run code when loaded by pickle.load
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    write_authors_pth(raw / "rsvg_val.pth", [Payload()])
+    torch.save([("00001.jpg", [1, 2, 3, 4], "old format")], raw / "rsvg_test.pth", _use_new_zipfile_serialization=False)
+    summary = convert_source("rsvg", raw, tmp_path / "out")
+    quarantine = [json.loads(line) for line in (tmp_path / "out/rsvg.quarantine.jsonl").read_text().splitlines()]
+    reasons = {q["raw_file"]: q["reason"] for q in quarantine}
+    assert summary.written == 0 and summary.quarantined == 3
+    assert reasons["rsvg_train.pth"].startswith("rsvg_train.pth holds a tensor; only plain Python lists")
+    assert "holds a __builtin__.print object" in reasons["rsvg_val.pth"]  # protocol 2 names builtins so
+    assert "legacy (pre-1.6) format" in reasons["rsvg_test.pth"]
+
+
+def test_rsvg_synthetic_pth_is_what_torch_load_reads(tmp_path):
+    import torch
+
+    synthesize("rsvg", tmp_path / "rsvg", "mini", random.Random(0))
+    loaded = torch.load(tmp_path / "rsvg" / "rsvg_train.pth", weights_only=True)
+    assert len(loaded) == 3 and isinstance(loaded[0], tuple) and loaded[0][0].endswith(".jpg")
 
 
 def test_rsvg_entries_good_and_broken(tmp_path):
@@ -202,6 +256,7 @@ def test_rsvg_entries_good_and_broken(tmp_path):
         ["a.jpg", [200, 200, 300, 300], "outside"],
     ]
     (raw / "rsvg_train.json").write_text(json.dumps(entries))
+    (raw / "rsvg_val.json").write_text("[]")
     (raw / "rsvg_test.json").write_text('[["a.jpg", [1, 2')  # truncated JSON
     summary = convert_source("rsvg", raw, tmp_path / "out")
     assert summary.records_in == 9 == summary.written + summary.quarantined and summary.written == 2
@@ -213,7 +268,7 @@ def test_rsvg_entries_good_and_broken(tmp_path):
     reasons = {(q["raw_file"], q["raw_index"]): q["reason"] for q in quarantine}
     assert "box is not a list of 4 numbers" in reasons[("rsvg_train.json", 2)]
     assert "image file not found" in reasons[("rsvg_train.json", 3)]
-    assert "points outside images/" in reasons[("rsvg_train.json", 4)]
+    assert "climbs out of its folder" in reasons[("rsvg_train.json", 4)]
     assert "expression is empty" in reasons[("rsvg_train.json", 5)]
     assert "entry is not a list" in reasons[("rsvg_train.json", 6)]
     assert "wholly outside the 100x80 image" in reasons[("rsvg_train.json", 7)]
@@ -229,7 +284,7 @@ def test_rsvg_paper_split_plan_is_exact_and_image_disjoint():
 
 
 def test_rsvg_synth_mini_converts_end_to_end(tmp_path):
-    written = RSVG.synthesize(tmp_path / "rsvg", "mini", random.Random(0))
+    written = synthesize("rsvg", tmp_path / "rsvg", "mini", random.Random(0))
     summary = convert_source("rsvg", tmp_path / "rsvg", tmp_path / "out")
     assert (summary.written, summary.quarantined) == (written, 0)
     assert dict(summary.by_split) == {"train": 3, "val": 1, "test": 2}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,9 +14,11 @@ from PIL import Image
 from skyeye_data.convert import convert_source, read_records
 from skyeye_data.sources import get_source
 from skyeye_data.sources.base import LayoutError, Rejected
-from skyeye_data.sources.capera import synthetic_captions, _SCENES
-from skyeye_data.sources.era import ERA_CLASSES, event_label, synthetic_videos
+from skyeye_data.sources.era import ERA_CLASSES, event_label
+from skyeye_data.synth.capera import _SCENES, synthetic_captions
+from skyeye_data.synth.era import synthetic_videos
 from skyeye_data.video import write_video
+from skyeye_data.synth import synthesize
 
 
 def tiny_video(path: Path, seed: int = 0, frames: int = 6, side: int = 32) -> Path:
@@ -45,7 +48,7 @@ def record_level(rejected: list[Rejected]) -> list[Rejected]:
 def mini_video_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("raw-video")
     for name in ("era", "capera"):
-        get_source(name).synthesize(root / name, "mini", random.Random(f"0:{name}"))
+        synthesize(name, root / name, "mini", random.Random(f"0:{name}"))
     return root
 
 
@@ -151,6 +154,7 @@ def write_capera(root: Path, train: list, test: list, videos: dict[str, list[str
             "Test": [e["video_id"] for e in test if isinstance(e, dict) and isinstance(e.get("video_id"), str)],
         }
     for seed, (folder, ids) in enumerate(videos.items()):
+        (root / "Videos" / folder).mkdir(parents=True, exist_ok=True)
         for i, video_id in enumerate(ids):
             path = root / "Videos" / folder / video_id.rsplit("_", 1)[0] / video_id
             if not path.exists():
@@ -238,19 +242,40 @@ def test_capera_truncated_json_is_one_rejection_with_its_position(tmp_path):
     assert bad.reason.startswith("invalid JSON at line ") and " col " in bad.reason
 
 
-def test_capera_wrong_top_level_and_missing_split_file(tmp_path, caplog):
+def test_capera_wrong_top_level_and_missing_split_file(tmp_path):
     root = write_capera(tmp_path / "capera", TRAIN_ENTRIES, TEST_ENTRIES)
     (root / "CapERA_DATASET_test.json").write_text(json.dumps([{"video_id": "Baseball_001.mp4"}]))
     _, rejected = collect("capera", root)
     assert [r.reason for r in rejected if r.level == "record"] == ['expected {"ERA_caption": [...]} at the top of the file']
-    (root / "CapERA_DATASET_test.json").unlink()
-    records, _ = collect("capera", root)
-    assert {r.split for r in records} == {"train"}
-    assert "CapERA_DATASET_test.json is absent" in caplog.text
+    (root / "CapERA_DATASET_test.json").unlink()  # a published split absent: an error, never a skip
+    with pytest.raises(LayoutError, match="incomplete .*put CapERA_DATASET_test.json"):
+        collect("capera", root)
+
+
+def test_capera_under_the_era_archive_gives_every_train_video(tmp_path):
+    """ERA's archive extracts to Videos/Tra and Videos/Test, and a public loader reports names with a
+    space before the extension: every CapERA entry finds its video, none is "not found"."""
+    root = write_capera(tmp_path / "capera", TRAIN_ENTRIES, TEST_ENTRIES, videos={"Tra": [], "Test": []})
+    for seed, (folder, entries) in enumerate((("Tra", TRAIN_ENTRIES), ("Test", TEST_ENTRIES))):
+        for i, entry in enumerate(entries):
+            stem = entry["video_id"].removesuffix(".mp4")
+            name = f"{stem} .mp4" if i == 0 else entry["video_id"]  # the spaced name for one of each split
+            tiny_video(root / "Videos" / folder / stem.rsplit("_", 1)[0] / name, seed=seed * 100 + i)
+    found = get_source("capera").find_layout(root)
+    assert found.layout.name == "archive" and found.paths["train"] == "Videos/Tra/"
+    records, rejected = collect("capera", root)
+    assert record_level(rejected) == []
+    assert sorted(r.record_id for r in records if r.split == "train") == sorted(
+        f"capera:train/{e['video_id'][:-4]}" for e in TRAIN_ENTRIES)  # fmt: skip
+    spaced = next(r for r in records if r.image_path.endswith(" .mp4") and r.split == "train")
+    assert spaced.image_key == "era:train/" + TRAIN_ENTRIES[0]["video_id"][:-4] and "video_in_other_folder" not in spaced.flags
+    (root / "Videos" / "Test").rename(root / "Videos" / "Testing_old")
+    with pytest.raises(LayoutError, match=r"extract ERA's Videos/Test/"):
+        collect("capera", root)
 
 
 def test_capera_finds_a_video_in_a_renamed_class_folder(tmp_path):
-    root = write_capera(tmp_path / "capera", TRAIN_ENTRIES[:1], [], videos={"Train": []})
+    root = write_capera(tmp_path / "capera", TRAIN_ENTRIES[:1], [], videos={"Train": [], "Test": []})
     tiny_video(root / "Videos" / "Train" / "baseball games" / "Baseball_001.mp4")
     [record], _ = collect("capera", root)
     assert record.image_path == "Videos/Train/baseball games/Baseball_001.mp4"
@@ -359,5 +384,18 @@ def test_era_without_split_folders_is_a_layout_error(tmp_path):
     with pytest.raises(LayoutError, match="no Train/ and Test/ folders"):
         convert_source("era", root, tmp_path / "out")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LayoutError, match="expected Train/<Class>"):
+    with pytest.raises(LayoutError, match="expected Videos/Tra/<Class>"):
         convert_source("era", tmp_path / "empty", tmp_path / "out")
+
+
+def test_era_archive_layout_and_a_missing_split_folder(tmp_path):
+    root = write_era(tmp_path / "era", {"Videos/Tra": ["Baseball/Baseball_001 .mp4", "Flood/Flood_002.mp4"],
+                                        "Videos/Test": ["Baseball/Baseball_001.mp4"]})  # fmt: skip
+    found = get_source("era").find_layout(root)
+    assert (found.layout.name, found.paths) == ("archive", {"train": "Videos/Tra/", "test": "Videos/Test/"})
+    records, rejected = collect("era", root)
+    assert rejected == [] and sorted(r.record_id for r in records) == [
+        "era:test/Baseball_001", "era:train/Baseball_001", "era:train/Flood_002"]  # the space is not part of the id
+    shutil.rmtree(root / "Videos" / "Tra")  # the train split silently skipped before: now an error naming it
+    with pytest.raises(LayoutError, match=r"has Test/ but no Tra/Train/ folder.*extract the missing one"):
+        convert_source("era", root, tmp_path / "out")

@@ -14,6 +14,7 @@ from skyeye_data.convert import convert_source, read_records
 from skyeye_data.sources import get_source
 from skyeye_data.sources.base import Rejected
 from skyeye_data.sources.rsivqa import Triplet, parse_line, question_type
+from skyeye_data.synth import synthesize
 
 # real sample file -> (published path under RAW/rsivqa, image side in pixels)
 REAL_FILES = {
@@ -31,16 +32,29 @@ def small_image(path: Path, size: int) -> None:
     image.save(path, format={".tif": "TIFF", ".jpg": "JPEG"}.get(path.suffix, "PNG"))
 
 
-def copy_real(real_samples: Path, raw: Path, max_lines: int | None = None) -> None:
-    """The real RSIVQA excerpts under their published names, with images of the real sizes."""
+# where each subset's parent caption dataset says its images' splits (the first accepted layout)
+PARENT_FILES = {"UCM": "ucm_captions/dataset.json", "Sydney": "sydney_captions/dataset.json",
+                "AID": "rsicd/annotations_rsicd/dataset_rsicd.json"}  # fmt: skip
+
+
+def copy_real(real_samples: Path, raw: Path, max_lines: int | None = None, parents: bool = True) -> None:
+    """The real RSIVQA excerpts under their published names, with images of the real sizes; with
+    ``parents``, the parent caption datasets' files beside it, every image in their train split."""
     for sample, (published, size) in REAL_FILES.items():
         target = raw / published
         target.parent.mkdir(parents=True, exist_ok=True)
         lines = (real_samples / "rsivqa" / sample).read_text().splitlines(keepends=True)[:max_lines]
         target.write_text("".join(lines))
-        for name in {line.split(":", 1)[0].strip() for line in lines if line.strip()}:
+        names = sorted({line.split(":", 1)[0].strip() for line in lines if line.strip()})
+        for name in names:
             if not (target.parent / "images" / name).exists():
                 small_image(target.parent / "images" / name, size)
+        if parents:
+            parent = raw.parent / PARENT_FILES[published.split("/")[0]]
+            parent.parent.mkdir(parents=True, exist_ok=True)
+            listed = json.loads(parent.read_text())["images"] if parent.exists() else []
+            listed += [{"filename": n, "imgid": len(listed) + i, "split": "train", "sentences": []} for i, n in enumerate(names)]
+            parent.write_text(json.dumps({"images": listed}))
 
 
 def records_and_rejections(raw: Path):
@@ -105,10 +119,23 @@ def test_real_question_types_follow_the_opening_words(real_converted):
     assert theme_only == {"scene"}
 
 
-def test_split_without_parent_json_is_train_and_flagged(real_converted):
+def test_split_from_the_parent_json(real_converted):
     records, _ = real_converted
-    assert {r.split for r in records} == {"train"}
-    assert all("split_not_official" in r.flags for r in records)
+    assert {r.split for r in records} == {"train"} and not any(r.flags for r in records if r.question_type == "scene")
+
+
+def test_without_the_parent_json_the_split_is_unknown_never_train(real_samples, tmp_path):
+    """RSICD absent (or unreadable): RSIVQA-AID's questions, whose images include RSICD test images, are
+    quarantined with the reason, none is put in train; the same for UCM and Sydney."""
+    raw = tmp_path / "rsivqa"
+    copy_real(real_samples, raw, parents=False)
+    records, rejected = records_and_rejections(raw)
+    assert records == [] and len(rejected) == 800
+    aid = [r for r in rejected if r.raw_file == "AID/rsicd_vqa.txt"]
+    assert len(aid) == 200 and all(not r.deliberate for r in aid)
+    assert aid[0].reason.startswith("split unknown: no parent caption file (rsicd/annotations_rsicd/dataset_rsicd.json "
+                                    "or rsicd/dataset_rsicd.json in the raw root)")  # fmt: skip
+    assert aid[0].reason.endswith("the question is not put in train")
 
 
 def test_split_and_image_come_from_the_parent_dataset(real_samples, tmp_path):
@@ -212,6 +239,8 @@ def test_repository_level_rsivqa_folder_is_accepted(tmp_path):
     (raw / "RSIVQA" / "Sydney").mkdir(parents=True)
     (raw / "RSIVQA" / "Sydney" / "sydney_vqa.txt").write_text("1.tif:what is the theme of this picture?residential\n")
     small_image(raw / "RSIVQA" / "Sydney" / "images" / "1.tif", 500)
+    (tmp_path / "sydney_captions").mkdir()
+    (tmp_path / "sydney_captions" / "dataset.json").write_text(json.dumps({"images": [{"filename": "1.tif", "split": "val"}]}))
     [record], _ = records_and_rejections(raw)
     assert record.provenance.raw_file == "RSIVQA/Sydney/sydney_vqa.txt"
     assert record.image_path == "RSIVQA/Sydney/images/1.tif"
@@ -224,12 +253,14 @@ def test_repository_level_rsivqa_folder_is_accepted(tmp_path):
 
 def test_mini_end_to_end_counts_add_up(tmp_path):
     raw = tmp_path / "rsivqa"
-    raw_lines = get_source("rsivqa").synthesize(raw, "mini", random.Random(3))
+    raw_lines = synthesize("rsivqa", raw, "mini", random.Random(3))
+    for parent in ("ucm_captions", "sydney_captions", "rsicd"):  # their files give UCM/Sydney/AID splits
+        synthesize(parent, tmp_path / parent, "mini", random.Random(0))
     summary = convert_source("rsivqa", raw, tmp_path / "out")
     assert summary.records_in == raw_lines == 64
     assert summary.quarantined == 0
-    # DOTA val (15) and HRRSD (15) are val by file name; the rest has no official split here
-    assert summary.by_split == Counter(train=34, val=30)
+    # DOTA val (15) and HRRSD (15) are val by file name; UCM/Sydney/AID take their parents' splits
+    assert summary.by_split["val"] >= 30 and sum(summary.by_split.values()) == 64
     records = list(read_records(summary.records_path))
     assert Counter(r.subset for r in records) == Counter(UCM=13, Sydney=3, AID=3, DOTA=30, HRRSD=15)
     assert any(line.startswith(" ") for line in (raw / "UCM" / "ucm_res.txt").read_text().splitlines())
@@ -254,6 +285,8 @@ def broken_file(tmp_path) -> tuple[Path, Path]:
     ]
     path = raw / "UCM" / "ucm_res.txt"
     path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    (tmp_path / "ucm_captions").mkdir()  # the parent's split file (no image folder: UCM/images is used)
+    (tmp_path / "ucm_captions" / "dataset.json").write_text(json.dumps({"images": [{"filename": "1.tif", "split": "train"}]}))
     return raw, path
 
 
@@ -268,7 +301,7 @@ def test_broken_lines_are_quarantined_with_line_and_reason(broken_file, tmp_path
         5: "answer without question: nothing between ':' and '?'",
         6: "bad encoding: byte 0xF6 is not UTF-8",
         7: "duplicate triplet: image '1.tif' already asked 'What is the theme of this picture?' at line 1",
-        8: "image file not found: 2.tif (looked in ../ucm_captions/images, UCM/images)",
+        8: "image file not found: 2.tif (looked in ../ucm_captions/imgs, ../ucm_captions/images, UCM/images)",
     }
     assert all(q["raw_file"] == "UCM/ucm_res.txt" for q in quarantine)
     assert (summary.written, summary.quarantined) == (2, 6)  # 8 non-blank lines in, 2 + 6 out

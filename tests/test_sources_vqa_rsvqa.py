@@ -13,9 +13,9 @@ import pytest
 from skyeye_data.convert import convert_source, read_records
 from skyeye_data.schema import VQARecord
 from skyeye_data.sources import get_source
-from skyeye_data.sources._rsvqa import JsonStreamError, iter_json_list
+from skyeye_data.json_stream import JsonStreamError, iter_json_list
 from skyeye_data.sources.base import Rejected
-from skyeye_data.synth import synth_image
+from skyeye_data.synth import synth_image, synthesize
 
 KINDS = ("questions", "answers", "images")
 
@@ -31,19 +31,93 @@ def split_items(items):
 # ---------------------------------------------------------------------------------------------
 
 
+# The authors' AutomaticDB/Splits.py (github.com/syvlo/RSVQA), transcribed: how each published split
+# file was made from the database lists (images, questions, answers indexed by id).
+
+
+def splits_py_images(db_images: list, in_split) -> list:
+    return [entry if in_split(entry) else {"id": index, "active": False} for index, entry in enumerate(db_images)]
+
+
+def splits_py_get_questions(subset_images: list, questions: list) -> list:
+    questions_out, last_question_id = [], 0
+    for image_index in range(len(subset_images)):
+        if subset_images[image_index]["active"]:
+            questions_ids = subset_images[image_index]["questions_ids"]
+            while last_question_id < questions_ids[0]:
+                questions_out.append({"id": last_question_id, "active": False})
+                last_question_id += 1
+            for question_id in questions_ids:
+                questions_out.append(questions[question_id])
+            last_question_id = question_id + 1
+    return questions_out
+
+
+def splits_py_get_answers(subset_questions: list, answers: list) -> list:
+    answers_out, last_answer_id = [], 0
+    for question_index in range(len(subset_questions)):
+        if subset_questions[question_index]["active"]:
+            answers_ids = subset_questions[question_index]["answers_ids"]
+            while last_answer_id < answers_ids[0]:
+                answers_out.append({"id": last_answer_id, "active": False})
+                last_answer_id += 1
+            for answers_id in answers_ids:
+                answers_out.append(answers[answers_id])
+            last_answer_id = answers_id + 1
+    return answers_out
+
+
+def write_splits_py(raw: Path, prefix: str, db: dict, split_of_image: dict) -> None:
+    """Every split's three files exactly as Splits.py writes them (json.dump of each list)."""
+    raw.mkdir(parents=True, exist_ok=True)
+    for tag in sorted(set(split_of_image.values())):
+        images = splits_py_images(db["images"], lambda e: split_of_image[e["id"]] == tag)
+        questions = splits_py_get_questions(images, db["questions"])
+        answers = splits_py_get_answers(questions, db["answers"])
+        for kind, items in (("images", images), ("questions", questions), ("answers", answers)):
+            with open(raw / f"{prefix}_split_{tag}_{kind}.json", "w") as handle:
+                json.dump({kind: items}, handle)
+
+
+def real_lr_db(real_samples) -> dict:
+    sample = real_samples / "rsvqa_lr"
+    return {kind: json.loads((sample / name).read_text())[kind] for kind, name in (
+        ("questions", "website_LR_questions_first3imgs.json"), ("answers", "website_LR_answers_first3imgs.json"),
+        ("images", "website_LR_images_first3.json"))}  # fmt: skip
+
+
 @pytest.fixture()
 def real_lr(real_samples, tmp_path) -> Path:
-    """The real sample under the published names of the train split, with 256x256 images."""
+    """The real sample (all three images) as the train split, the val and test files as Splits.py writes
+    them for a split none of these images is in (every image a stub, no questions)."""
     raw = tmp_path / "rsvqa_lr"
-    raw.mkdir()
-    sample = real_samples / "rsvqa_lr"
-    for kind, name in (("questions", "website_LR_questions_first3imgs.json"),
-                       ("answers", "website_LR_answers_first3imgs.json"),
-                       ("images", "website_LR_images_first3.json")):  # fmt: skip
-        shutil.copy(sample / name, raw / f"LR_split_train_{kind}.json")
+    write_splits_py(raw, "LR", real_lr_db(real_samples), {0: "train", 1: "train", 2: "train"})
+    for tag in ("val", "test"):
+        images = splits_py_images(real_lr_db(real_samples)["images"], lambda e: False)
+        for kind, items in (("images", images), ("questions", []), ("answers", [])):
+            (raw / f"LR_split_{tag}_{kind}.json").write_text(json.dumps({kind: items}))
     for img_id in range(3):
         synth_image(raw / "Images_LR" / f"{img_id}.tif", 256, 256, seed=img_id)
     return raw
+
+
+def test_splits_py_layout_of_the_real_sample_has_no_false_quarantine(real_samples, tmp_path):
+    """The real 3-image database split as the authors' script splits it (image 1 in val, with two of
+    its questions withdrawn by the authors): stubs are "not in this split", never quarantine lines."""
+    db = real_lr_db(real_samples)
+    for q in db["questions"][100:102]:
+        q["active"] = False  # withdrawn questions: their answers become Splits.py stubs too
+    raw = tmp_path / "rsvqa_lr"
+    write_splits_py(raw, "LR", db, {0: "train", 1: "val", 2: "test"})
+    val_questions = json.loads((raw / "LR_split_val_questions.json").read_text())["questions"]
+    assert val_questions[:100] == [{"id": i, "active": False} for i in range(100)]  # the stubs are really there
+    for img_id in range(3):
+        synth_image(raw / "Images_LR" / f"{img_id}.tif", 256, 256, seed=img_id)
+    summary, rejected = convert(raw, tmp_path)
+    assert summary.by_split == Counter(train=100, val=98, test=100)
+    assert [r["reason"][:19] for r in rejected] == ["inactive question ("] * 2 and all(r["deliberate"] for r in rejected)
+    strict = convert_source("rsvqa_lr", raw, tmp_path / "strict", strict=True)  # deliberate exclusions only
+    assert strict.written == 298
 
 
 def test_real_lr_sample_question_answer_and_type(real_lr):
@@ -120,7 +194,7 @@ def test_stream_reader_skips_other_keys_and_needs_the_list(tmp_path):
 
 def test_lr_mini_end_to_end_counts_add_up(tmp_path):
     raw = tmp_path / "raw" / "rsvqa_lr"
-    raw_questions = get_source("rsvqa_lr").synthesize(raw, "mini", random.Random(1))
+    raw_questions = synthesize("rsvqa_lr", raw, "mini", random.Random(1))
     summary = convert_source("rsvqa_lr", raw, tmp_path / "out")
     assert summary.records_in == raw_questions == 25
     assert summary.written == 24 and summary.quarantined == 1
@@ -140,7 +214,7 @@ def test_lr_mini_end_to_end_counts_add_up(tmp_path):
 
 def test_hr_mini_second_test_set_is_test_split_subset_test_phili(tmp_path):
     raw = tmp_path / "rsvqa_hr"
-    raw_questions = get_source("rsvqa_hr").synthesize(raw, "mini", random.Random(2))
+    raw_questions = synthesize("rsvqa_hr", raw, "mini", random.Random(2))
     summary = convert_source("rsvqa_hr", raw, tmp_path / "out")
     assert summary.records_in == raw_questions == 21
     records = list(read_records(summary.records_path))
@@ -180,7 +254,7 @@ def small_lr(tmp_path) -> Path:
     images = [{"id": i, "questions_ids": [3 * i, 3 * i + 1, 3 * i + 2]} for i in range(3)]
     questions = [question(q, q // 3) for q in range(9)]
     answers = [answer(q, q) for q in range(9)]
-    for tag, active_ids in (("train", {0, 1}), ("val", {2})):
+    for tag, active_ids in (("train", {0, 1}), ("val", {2}), ("test", set())):
         write_trio(raw, tag, [{**img, "active": img["id"] in active_ids} for img in images], questions, answers)
     for i in range(3):
         synth_image(raw / "Images_LR" / f"{i}.tif", 16, 16, seed=i)
@@ -319,13 +393,16 @@ def test_image_active_in_two_splits_is_not_leaked(small_lr, tmp_path):
     assert all(r["reason"].startswith("image 0 is active in several splits (train, val)") for r in rejected)
 
 
-def test_split_with_missing_answers_file(small_lr, tmp_path):
+def test_split_with_missing_answers_file_is_a_layout_error(small_lr, tmp_path):
+    from skyeye_data.sources import LayoutError
+
     (small_lr / "LR_split_val_answers.json").unlink()
-    summary, rejected = convert(small_lr, tmp_path)
-    assert summary.by_split == Counter(train=6)
-    assert [r["reason"] for r in rejected] == [
-        "question without answer: the answers file LR_split_val_answers.json is missing"
-    ] * 3
+    with pytest.raises(LayoutError, match=r"lacks LR_split_val_answers.json.*never skipped silently"):
+        convert(small_lr, tmp_path)
+    for kind in ("questions", "answers", "images"):
+        (small_lr / f"LR_split_test_{kind}.json").unlink(missing_ok=True)
+    with pytest.raises(LayoutError, match="LR_split_test_questions.json"):  # a whole split absent, too
+        convert(small_lr, tmp_path)
 
 
 def test_not_an_rsvqa_folder_is_a_layout_error(tmp_path):
@@ -341,9 +418,10 @@ def test_hr_test_phili_files_from_handwritten_trio(tmp_path):
     images = [{"id": 0, "questions_ids": [0]}, {"id": 1, "questions_ids": [1]}]
     questions = [question(0, 0, "What is the area covered by residential buildings?"), question(1, 1)]
     answers = [answer(0, 0, "10632m2"), answer(1, 1, "no")]
-    for tag, active in (("test", 0), ("test_phili", 1)):
+    for tag, active in (("train", None), ("val", None), ("test", 0), ("test_phili", 1)):
         write_trio(raw, tag, [{**img, "active": img["id"] == active} for img in images], questions, answers, "USGS")
-        synth_image(raw / "Data" / f"{active}.tif", 512, 512, seed=active)
+        if active is not None:
+            synth_image(raw / "Data" / f"{active}.tif", 512, 512, seed=active)
     records = {r.record_id: r for r in get_source("rsvqa_hr").records(raw)}
     assert (records["rsvqa_hr:0"].split, records["rsvqa_hr:0"].subset, records["rsvqa_hr:0"].answer) == (
         "test", "test", "10632m2")  # fmt: skip
@@ -387,3 +465,35 @@ def test_truncated_images_file_leaves_its_questions_unplaced_and_counted(small_l
     unplaced = [x for x in lines if x["level"] == "record"]
     assert [x["raw_index"] for x in unplaced] == [6, 7, 8]
     assert (summary.written, summary.quarantined) == (6, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# The unvalidated fast path gives exactly what validation gives (or steps aside)
+# ---------------------------------------------------------------------------------------------
+
+
+def vqa_fields(**changes) -> dict:
+    fields = dict(source="rsvqa_hr", record_id="rsvqa_hr:7", split="train", subset=None, image_path="Data/3.tif",
+                  image_key="rsvqa_hr:3", image_sha256="ab" * 32, width=512, height=512,
+                  question="Is there a road?", answer="yes", question_type="presence")  # fmt: skip
+    return {**fields, **changes}
+
+
+def test_plain_vqa_record_and_row_equal_the_validated_ones():
+    from skyeye_data.convert import _row
+    from skyeye_data.schema import record_to_row
+    from skyeye_data.sources._plain_record import plain_vqa_record as _plain_vqa_record
+    from skyeye_data.sources.base import build_record
+
+    for fields in (vqa_fields(), vqa_fields(subset="test_phili", question_type=None, answer="10632m2")):
+        fast = _plain_vqa_record("USGS_split_train_questions.json", 11, dict(fields))
+        slow = build_record(VQARecord, raw_file="USGS_split_train_questions.json", raw_index=11, **dict(fields))
+        assert fast is not None and fast == slow and fast.model_dump() == slow.model_dump()
+        assert _row(fast) == record_to_row(slow) and list(_row(fast)) == list(record_to_row(slow))
+    # with text the guard strips (flags), would refuse or validation would refuse: the slow path decides
+    for changes in ({"question": "Is there a ro\u202ead?"}, {"answer": "caf\u00e9"}, {"question": "a\tb"},
+                    {"answer": "x" * 1_000_000}, {"width": 0}, {"image_path": "/abs/3.tif"}, {"question": ""},
+                    {"record_id": "rsvqa_hr:\x1b7"}, {"split": "dev"}):  # fmt: skip
+        assert _plain_vqa_record("q.json", 0, vqa_fields(**changes)) is None, changes
+    flagged = build_record(VQARecord, raw_file="q.json", raw_index=0, **vqa_fields(question="Is there a ro\u202ead?"))
+    assert flagged.flags == ["text_control_stripped"] and _row(flagged) == record_to_row(flagged)

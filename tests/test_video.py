@@ -129,15 +129,27 @@ def test_truncated_video_with_header_first_is_caught(tmp_path):
 
 
 def test_any_cut_of_a_video_gives_a_result_or_a_video_error(colours_mp4, tmp_path):
+    """Every prefix of the file either reads as a whole video (full size, 4 frames in time order from
+    what is left) or fails with a VideoError whose reason a person understands; nothing else escapes."""
     data = colours_mp4.read_bytes()
+    full = probe_video(colours_mp4)
+    outcomes = {"read": 0, "refused": 0}
     for i, length in enumerate(range(0, len(data), max(1, len(data) // 40))):
         cut = tmp_path / f"cut{i}.mp4"
         cut.write_bytes(data[:length])
         try:
-            probe_video(cut)
-            sample_frames(cut, 4)
-        except VideoError:
-            pass
+            info = probe_video(cut)
+            frames = sample_frames(cut, 4)
+        except VideoError as error:
+            assert str(error) and str(tmp_path) not in str(error)  # a reason, without the local path
+            outcomes["refused"] += 1
+            continue
+        outcomes["read"] += 1
+        assert (info.width, info.height) == (full.width, full.height) and 0 < info.frames <= full.frames
+        assert len(frames) == 4 and all(f.size == (48, 48) for f in frames)
+        order = [nearest_colour(f) for f in frames]
+        assert order == sorted(order)  # still in time order
+    assert outcomes["refused"] > 0  # the short prefixes (no header yet) are refused, not read as empty videos
 
 
 def test_cache_hit_does_not_decode_again(colours_mp4, tmp_path, monkeypatch):

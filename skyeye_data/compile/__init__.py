@@ -1,11 +1,13 @@
 """The instruction compiler: recipe + converted records → instruction samples, images, eval shards.
 
-Modules, one job each: :mod:`.recipe` (the YAML recipe model), :mod:`.templates` (instruction
-pools), :mod:`.builders` (record → samples, registered by name), :mod:`.images` (content-addressed
-images table), :mod:`.shards` (streaming sharded Parquet), :mod:`.evalsets` (val/test eval shards),
-:mod:`.samples` (the samples table schema), :mod:`.mixes` (multi-source builders, one module
-each), :mod:`.build` (the orchestration), :mod:`.card` (dataset card), :mod:`.export` (LLaVA,
-MiniGPT-v2), :mod:`.stats` (counts and distributions), :mod:`.cli` (the commands).
+Modules, one job each: :mod:`.recipe` (the YAML recipe model) and :mod:`.options` (builder options),
+:mod:`.templates` (instruction pools), :mod:`.builders` (record → sample drafts, registered by
+name), :mod:`.mixes` (multi-source builders, one module each), :mod:`.evalsets` (val/test eval
+items), :mod:`.images` (content-addressed images table), :mod:`.shards` (streaming sharded Parquet),
+:mod:`.stages` (convert, leak guard, compile sources, mixes, dedupe, review gate, write),
+:mod:`.build` (composes the stages), :mod:`.cache` (incremental builds), :mod:`.tally` (counts),
+:mod:`.manifest` and :mod:`.card` (manifest, dataset card), :mod:`.stats` (counts and
+distributions), :mod:`.cli` (the commands). The output tables' schemas are in :mod:`skyeye_data.tables`.
 
 Only train records become training samples (``OUT/samples``); the val/test records of the
 benchmark sources become eval items (``OUT/eval``), those of other sources are held out, counted.

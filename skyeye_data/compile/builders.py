@@ -12,26 +12,31 @@ Two kinds, each a small function registered by name (the recipe refers to these 
 
 A builder yields :class:`SampleDraft` (the sample, its media still as a raw file reference) or
 :class:`BuildRejection` (a reason; the pipeline quarantines the record with it). Media are resolved
-into stored image ids by the pipeline, so builders never touch image bytes.
+into stored image ids by the pipeline, so builders never touch image bytes. A draft also carries
+the payload of each instruction (:func:`payload_key`: the task and the fields filled into the
+template), which the dedupe stage compares instead of parsing the finished text.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from skyeye_data.boxes import format_boxes, format_phrase
 from skyeye_data.compile.phrases import readable_class
-from skyeye_data.compile.recipe import BuilderOptions
+from skyeye_data.compile.options import BuilderOptions
 from skyeye_data.compile.templates import TemplatePools
 
 
 @dataclass(frozen=True)
-class Media:
-    """What a sample shows: an image file, or ``frames`` frames of a video file."""
+class MediaFile:
+    """The raw file a sample shows: an image file, or ``frames`` frames of a video file.
+
+    (Not :data:`skyeye_data.schema.Media`, the record field saying whether a record is an image or a video.)
+    """
 
     path: Path
     video: bool = False
@@ -45,9 +50,10 @@ class SampleDraft:
     source: str
     task: str
     builder: str
-    media: Media
+    media: MediaFile
     conversation: list[dict[str, str]]
     provenance: dict[str, Any]
+    instruction_keys: tuple[str, ...] = ()  # payload_key of each user turn, in order (dedupe)
 
     def row(self, split: str, image_ids: list[str], review_status: str = "not_required") -> dict[str, Any]:
         """The sample as a row of the samples table (docs/ARCHITECTURE.md)."""
@@ -82,9 +88,18 @@ def sample_id(source: str, record_ids: Sequence[str], builder: str, index: int) 
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def record_media(record, raw_dir: Path, frames: int) -> Media:
+def payload_key(task: str, *fields: str) -> str:
+    """An instruction reduced to its task and payload: which phrasing the pool drew does not count.
+
+    ``[vqa] Based on the image, respond ...: Is it urban?`` and ``[vqa] Is it urban?`` both have the
+    key of ("vqa", "Is it urban?"); every caption instruction has the key of ("caption",).
+    """
+    return "\x1e".join([f"[{task}]", *fields])
+
+
+def record_media(record, raw_dir: Path, frames: int) -> MediaFile:
     video = record.media == "video"
-    return Media(raw_dir / record.image_path, video=video, frames=frames if video else 0, sha256=record.image_sha256)
+    return MediaFile(raw_dir / record.image_path, video=video, frames=frames if video else 0, sha256=record.image_sha256)
 
 
 def record_provenance(record) -> dict[str, Any]:
@@ -128,6 +143,7 @@ class BuilderContext:
             media=record_media(record, self.raw_dir, self.options.frames),
             conversation=[{"role": "user", "content": instruction}, {"role": "assistant", "content": answer}],
             provenance=provenance,
+            instruction_keys=(payload_key(task, *fields.values()),),
         )
 
 
@@ -228,15 +244,16 @@ class MixContext:
     box_style: str
     raw_dirs: dict[str, Path]
     record_stream: Callable[[str], Iterator[Any]]
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def records(self, source: str) -> Iterator[Any]:
         if source not in self.sources:
             raise KeyError(f"mix {self.name!r} did not declare source {source!r}")
         return self.record_stream(source)
 
-    def sample(self, records: Sequence[Any], index: int, task: str, turns: Sequence[tuple[str, str]]) -> SampleDraft:
-        """A sample from several records (the first gives the image): ``turns`` = (user, assistant) pairs."""
+    def sample(self, records: Sequence[Any], index: int, task: str, turns: Sequence[tuple[str, str]],
+               instruction_keys: Sequence[str]) -> SampleDraft:  # fmt: skip
+        """A sample from several records (the first gives the image): ``turns`` = (user, assistant)
+        pairs, ``instruction_keys`` the :func:`payload_key` of each user turn."""
         first = records[0]
         sid = sample_id(self.name, [f"{r.source}/{r.record_id}" for r in records], self.builder, index)
         conversation = [
@@ -249,7 +266,7 @@ class MixContext:
             "sources": [r.source for r in records],  # aligned with record_ids
         }
         media = record_media(first, self.raw_dirs[first.source], self.options.frames)
-        return SampleDraft(sid, self.name, task, self.builder, media, conversation, provenance)
+        return SampleDraft(sid, self.name, task, self.builder, media, conversation, provenance, tuple(instruction_keys))
 
 
 MixBuilderFn = Callable[[MixContext], Iterator["SampleDraft | BuildRejection"]]

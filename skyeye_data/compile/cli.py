@@ -1,13 +1,19 @@
-"""Commands of the compiler: ``build``, ``recipe schema|check``, ``stats``, ``export llava|minigptv2``."""
+"""Commands of the compiler: ``build``, ``recipe schema|check``, ``stats`` (exports: ``skyeye_data.export.cli``)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+
+from skyeye_data.compile.errors import BuildError
+from skyeye_data.compile.recipe import RecipeError, load_recipe, recipe_json_schema
+from skyeye_data.console import console, fail, progress_bar, stdout
+from skyeye_data.io import OutputLocked
 
 
 def register(app: typer.Typer) -> None:
@@ -17,10 +23,6 @@ def register(app: typer.Typer) -> None:
     recipe_app.command("schema")(recipe_schema_command)
     recipe_app.command("check")(recipe_check_command)
     app.add_typer(recipe_app, name="recipe")
-    export_app = typer.Typer(help="Export a build to another trainer's layout.", no_args_is_help=True)
-    export_app.command("llava")(export_llava_command)
-    export_app.command("minigptv2")(export_minigptv2_command)
-    app.add_typer(export_app, name="export")
 
 
 class RichProgress:
@@ -41,9 +43,6 @@ class RichProgress:
 
 
 def _load_recipe_or_fail(recipe: Path):
-    from skyeye_data.cli import fail
-    from skyeye_data.compile.recipe import RecipeError, load_recipe
-
     try:
         return load_recipe(recipe)
     except RecipeError as error:
@@ -62,10 +61,19 @@ def build_command(
     strict: Annotated[
         bool, typer.Option("--strict", help="stop at the first bad record instead of quarantining it (no output is written)")
     ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="build from scratch: no converted records from OUT/cache, no verify-only rebuild")
+    ] = False,
+    jobs: Annotated[
+        Optional[int], typer.Option("--jobs", "-j", min=1, help="sources converted at once in worker processes (default: the core count)")
+    ] = None,
+    ledger: Annotated[
+        Optional[Path],
+        typer.Option("--ledger", help="review ledger whose verdicts apply (overrides review.ledger; without a review: section the default policy applies)"),
+    ] = None,
 ) -> None:
     """Compile a recipe into instruction samples, images, eval shards, quarantine, manifest and card."""
-    from skyeye_data.cli import console, fail, progress_bar
-    from skyeye_data.compile.build import BuildError, build
+    from skyeye_data.compile.build import build
 
     parsed = _load_recipe_or_fail(recipe)
     if not raw_root.is_dir():
@@ -74,10 +82,13 @@ def build_command(
         with progress_bar() as progress:
             result = build(
                 parsed, raw_root, out, require_all=require_all, cache_dir=cache_dir,
-                progress=RichProgress(progress), include_unreviewed=include_unreviewed, strict=strict,
+                progress=RichProgress(progress), include_unreviewed=include_unreviewed, strict=strict, ledger=ledger,
+                use_cache=not no_cache, jobs=jobs or os.cpu_count() or 1,
             )  # fmt: skip
-    except BuildError as error:
+    except (BuildError, OutputLocked) as error:
         raise fail(str(error))
+    if result.verified_only:
+        stdout.print(f"nothing changed since the build in {out} (recipe, raw files, code, review ledger): its files were verified, not rebuilt")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     print_build_summary(result)
@@ -87,7 +98,6 @@ def build_command(
 
 
 def print_build_summary(result) -> None:
-    from skyeye_data.cli import stdout
 
     table = Table(title=f"build {result.manifest['recipe']['name']} → {result.out}")
     columns = ("source", "records in", "compiled", "eval", "held out", "not selected", "quarantined", "samples", "balanced")
@@ -115,6 +125,7 @@ def print_build_summary(result) -> None:
         stdout.print("leak guard: train records kept out because their image is in a val/test split (counted as quarantined):")
         for name, clashes in guarded.items():
             stdout.print(f"  {name}: {sum(clashes.values())} (" + ", ".join(f"{n} in {where}" for where, n in sorted(clashes.items())) + ")")
+    print_eval_overlap(result.manifest)
     if counts.get("duplicates_dropped"):
         stdout.print(f"dedupe: {counts['duplicates_dropped']} repeated samples left out (per source in manifest.json)")
     built = [t for t in result.sources.values() if t.status == "built"]
@@ -122,9 +133,20 @@ def print_build_summary(result) -> None:
     stdout.print(f"records in = compiled + eval + held out + not selected + quarantined: balanced for {balanced} of {len(built)} sources")
 
 
+def print_eval_overlap(manifest: dict) -> None:
+    """Train images that an eval split also holds, let into training by the recipe's leak-guard scope."""
+    overlap = manifest["counts"].get("eval_overlap") or {}
+    scope = manifest.get("leak_guard")
+    if not overlap:
+        stdout.print(f"leak guard ({scope}): no training image is also in an eval split")
+        return
+    stdout.print(f"leak guard ({scope}): training images also in an eval split (let through by the scope), per source pair:")
+    for name, splits in overlap.items():
+        stdout.print(f"  {name}: " + ", ".join(f"{n} in {where}" for where, n in sorted(splits.items())))
+
+
 def print_expected_mismatches(manifest: dict) -> None:
     """Warn (do not fail: `skyeye stats` does) when a source/task count differs from `expected`."""
-    from skyeye_data.cli import console
     from skyeye_data.compile.stats import expected_counts
 
     samples = manifest["counts"]["samples"]
@@ -136,14 +158,11 @@ def print_expected_mismatches(manifest: dict) -> None:
 
 def recipe_schema_command() -> None:
     """Print the recipe JSON Schema (for editors and validators)."""
-    from skyeye_data.compile.recipe import recipe_json_schema
-
     print(json.dumps(recipe_json_schema(), indent=2))
 
 
 def recipe_check_command(recipe: Annotated[Path, typer.Argument(help="the recipe YAML")]) -> None:
     """Validate a recipe: every problem with its line, or its fingerprint when it is valid."""
-    from skyeye_data.cli import stdout
 
     parsed = _load_recipe_or_fail(recipe)
     stdout.print(f"[green]ok[/] {recipe}: recipe {parsed.name!r}, {len(parsed.sources)} sources, fingerprint {parsed.fingerprint()}")
@@ -155,8 +174,6 @@ def stats_command(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="also draw the distributions into this PNG")] = None,
 ) -> None:
     """Samples per source/task/split against the recipe's expected counts; text and box size distributions."""
-    from skyeye_data.cli import fail
-    from skyeye_data.compile.build import BuildError
     from skyeye_data.compile.stats import compute_stats, plot_stats
 
     try:
@@ -174,7 +191,6 @@ def stats_command(
 
 
 def print_stats(stats: dict, plot: Path | None) -> None:
-    from skyeye_data.cli import console, stdout
 
     table = Table(title=f"samples of build {stats['recipe']} ({stats['fingerprint'][:12]})")
     for column in ("source", "task", "splits", "samples", "expected", ""):
@@ -218,40 +234,3 @@ def review_table(review: dict) -> Table:
         )
     return table
 
-
-def export_llava_command(
-    build_dir: Annotated[Path, typer.Argument(help="a build output folder")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="export folder")],
-    no_video: Annotated[bool, typer.Option("--no-video", help="leave out multi-frame (video) samples")] = False,
-) -> None:
-    """Export to LLaVA / GeoChat: skyeye_llava.json ({id, image, conversations}) and images/."""
-    from skyeye_data.cli import fail, progress_bar, stdout
-    from skyeye_data.compile.build import BuildError
-    from skyeye_data.compile.export import export_llava
-
-    try:
-        with progress_bar() as progress:
-            task = progress.add_task("export llava", total=None)
-            summary = export_llava(build_dir, out, include_video=not no_video, on_item=lambda: progress.advance(task))
-    except BuildError as error:
-        raise fail(str(error))
-    skipped = f", {summary.skipped} video samples left out" if summary.skipped else ""
-    stdout.print(f"{summary.samples} samples, {summary.images} images → {out / 'skyeye_llava.json'}{skipped}")
-
-
-def export_minigptv2_command(
-    build_dir: Annotated[Path, typer.Argument(help="a build output folder")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="export folder")],
-) -> None:
-    """Export to MiniGPT-v2: images/ (vis_root) and one annotation JSON per task (see the module docs)."""
-    from skyeye_data.cli import fail, progress_bar, stdout
-    from skyeye_data.compile.build import BuildError
-    from skyeye_data.compile.export import export_minigptv2
-
-    try:
-        with progress_bar() as progress:
-            task = progress.add_task("export minigptv2", total=None)
-            summary = export_minigptv2(build_dir, out, on_item=lambda: progress.advance(task))
-    except BuildError as error:
-        raise fail(str(error))
-    stdout.print(f"{summary.samples} samples, {summary.images} images → {out}: {', '.join(summary.files)}")

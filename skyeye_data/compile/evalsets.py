@@ -3,7 +3,7 @@
 Only train records become training samples. The val/test records of the benchmark sources (the
 ones SkyEyeGPT reports scores on) are written as ``OUT/eval/<source>-<split>-NNNNN.parquet``, one
 item per record, ready for ``skyeye predict`` / ``skyeye eval`` (docs/ARCHITECTURE.md, "Eval
-shards"). An item has the sample columns -- the user turn is the pool's *first* template, fixed so
+shards", :data:`skyeye_data.tables.EVAL_SCHEMA`). An item has the sample columns -- the user turn is the pool's *first* template, fixed so
 scores are comparable across builds, and the assistant turn is the first reference -- plus:
 
 * ``references``: every reference caption, or the answer, or the expression's box tokens;
@@ -17,26 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
-
 from skyeye_data.compile.builders import BuilderContext, SampleDraft, record_media, record_provenance, sample_id
-from skyeye_data.compile.samples import SAMPLES_SCHEMA
+from skyeye_data.sources import benchmark_sources
 
-BENCHMARK_SOURCES: frozenset[str] = frozenset(
-    {"ucm_captions", "sydney_captions", "rsicd", "rsvqa_lr", "rsvqa_hr", "dior_rsvg", "rsvg", "capera"}
-)
-
-EVAL_SCHEMA = pa.schema(
-    list(SAMPLES_SCHEMA)
-    + [
-        pa.field("references", pa.list_(pa.string())),
-        pa.field("ref_boxes", pa.list_(pa.list_(pa.float64()))),
-        pa.field("question_type", pa.string()),
-        pa.field("subset", pa.string()),
-        pa.field("width", pa.int64()),
-        pa.field("height", pa.int64()),
-    ]
-)
+# the sources SkyEyeGPT reports scores on: each converter says so itself (``benchmark_splits``)
+BENCHMARK_SOURCES: frozenset[str] = benchmark_sources()
 
 EVAL_TASK = {"caption": "caption", "vqa": "vqa", "grounding": "refer"}
 

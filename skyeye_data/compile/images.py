@@ -16,26 +16,30 @@ import io
 from collections import OrderedDict
 from pathlib import Path
 
-import pyarrow as pa
 from PIL import Image
 
-from skyeye_data.compile.builders import Media
-from skyeye_data.compile.shards import PendingFile, ShardedParquetWriter, numbered_name
+from skyeye_data import rawfs
+from skyeye_data.compile.builders import MediaFile
+from skyeye_data.compile.shards import ShardedParquetWriter, numbered_name
+from skyeye_data.imagecheck import verified_image
+from skyeye_data.io import PendingFile
 from skyeye_data.sources.base import UNREADABLE_IMAGE_ERRORS, ImageProblem, large_images_allowed
+from skyeye_data.tables import IMAGES_SCHEMA
+from skyeye_data.video import DEFAULT_MAX_SIDE, VideoError, frames_as_jpeg
 
-IMAGES_SCHEMA = pa.schema(
-    [
-        pa.field("image_id", pa.string()),
-        pa.field("bytes", pa.binary()),
-        pa.field("format", pa.string()),
-        pa.field("width", pa.int64()),
-        pa.field("height", pa.int64()),
-    ]
-)
-ROW_GROUP_BYTES = 32 << 20  # image row groups: ~32 MB, a reader fetches one image's group cheaply
+# what unreadable media raise: each becomes a quarantine entry naming the record, never a crash
+MEDIA_ERRORS = (ImageProblem, VideoError, OSError)
+
+# Laid out for random reads (a trainer fetches one image at a time, in shuffled order): row groups of at
+# most 16 images or ~1 MB, so one read touches about one image's bytes, and the image bytes stored as they
+# are (JPEG/PNG/TIFF are compressed already; zstd over them cost a decompression per read, for ~1 %).
+ROW_GROUP_BYTES = 1 << 20
+ROW_GROUP_ROWS = 16
+COMPRESSION = {field.name: "none" if field.name == "bytes" else "zstd" for field in IMAGES_SCHEMA}
 SHARD_BYTES = 512 << 20
 LRU_FILES = 8192
-_REENCODE = {"JPEG": ("JPEG", {"quality": 95}), "PNG": ("PNG", {"optimize": False})}
+
+
 def image_header(data: bytes) -> tuple[str, int, int]:
     """(format, width, height) from the header; ImageProblem when the bytes are no image."""
     try:
@@ -45,32 +49,11 @@ def image_header(data: bytes) -> tuple[str, int, int]:
         raise ImageProblem(f"image cannot be read ({type(error).__name__}: {error})") from error
 
 
-def downscaled(data: bytes, max_side: int) -> bytes:
-    """The image with its longer side at most ``max_side`` (aspect kept); small ones unchanged.
+class ImageTableWriter:
+    """Writes ``OUT/images/images-NNNNN.parquet``; :meth:`image_ids` turns media into stored ids.
 
-    JPEG stays JPEG; everything else (PNG, TIFF, ...) becomes PNG, lossless.
+    (The reader of that table is :class:`skyeye_model.images.ImageStore`.)
     """
-    fmt, width, height = image_header(data)
-    if max(width, height) <= max_side:
-        return data
-    scale = max_side / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    try:
-        with large_images_allowed(), Image.open(io.BytesIO(data)) as image:
-            image.load()
-            small = image.resize(size, Image.Resampling.LANCZOS)
-    except UNREADABLE_IMAGE_ERRORS as error:
-        raise ImageProblem(f"image cannot be decoded ({type(error).__name__}: {error})") from error
-    out_format, options = _REENCODE.get(fmt, _REENCODE["PNG"])
-    if out_format == "JPEG" and small.mode not in ("RGB", "L"):
-        small = small.convert("RGB")
-    buffer = io.BytesIO()
-    small.save(buffer, format=out_format, **options)
-    return buffer.getvalue()
-
-
-class ImageStore:
-    """Writes ``OUT/images/images-NNNNN.parquet``; :meth:`image_ids` turns media into stored ids."""
 
     def __init__(self, directory: Path, max_side: int | None = None, frame_cache: Path | None = None):
         self.max_side = max_side
@@ -81,18 +64,19 @@ class ImageStore:
             IMAGES_SCHEMA,
             numbered_name("images"),
             rows_per_shard=100_000,
-            row_group_rows=256,
+            row_group_rows=ROW_GROUP_ROWS,
             row_group_bytes=ROW_GROUP_BYTES,
             shard_bytes=SHARD_BYTES,
             size_of=lambda row: len(row["bytes"]),
+            compression=COMPRESSION,
         )
         self.stored: set[str] = set()
         self._recent: OrderedDict[tuple[str, int, int | None], list[str]] = OrderedDict()
 
-    def image_ids(self, media: Media, max_side: int | None = None) -> list[str]:
+    def image_ids(self, media: MediaFile, max_side: int | None = None) -> list[str]:
         """Store the media's image (or video frames) once; their ids in order.
 
-        Raises ImageProblem (or the video module's VideoError) for unreadable media.
+        Raises one of :data:`MEDIA_ERRORS` for unreadable media.
         """
         max_side = max_side or self.max_side
         key = (str(media.path), media.frames, max_side)
@@ -105,23 +89,20 @@ class ImageStore:
             self._recent.popitem(last=False)
         return ids
 
-    def _store_image(self, media: Media, max_side: int | None) -> str:
+    def _store_image(self, media: MediaFile, max_side: int | None) -> str:
         # original bytes: the converter's file hash is the image id; no need to read a known file again
         if max_side is None and media.sha256 in self.stored:
             return media.sha256
         try:
-            data = media.path.read_bytes()
-        except FileNotFoundError as error:
+            data = rawfs.read_bytes(media.path, "image")
+        except rawfs.RawFileMissing as error:
             raise ImageProblem(f"image file not found: {media.path.name}") from error
-        except OSError as error:
-            raise ImageProblem(f"image file cannot be read: {media.path.name} ({error.strerror})") from error
-        if max_side is not None:
-            data = downscaled(data, max_side)
-        return self.add_bytes(data)
+        except rawfs.RawAccessError as error:
+            raise ImageProblem(error.reason) from error
+        # the whole body is decoded once before the image enters the table (and downscaled from that decode)
+        return self.add_bytes(verified_image(data, max_side))
 
-    def _store_frames(self, media: Media, max_side: int | None) -> list[str]:
-        from skyeye_data.video import DEFAULT_MAX_SIDE, frames_as_jpeg
-
+    def _store_frames(self, media: MediaFile, max_side: int | None) -> list[str]:
         frames = frames_as_jpeg(media.path, media.frames, self.frame_cache, max_side or DEFAULT_MAX_SIDE, media.sha256)
         return [self.add_bytes(frame) for frame in frames]
 
@@ -139,3 +120,12 @@ class ImageStore:
 
     def abort(self) -> None:
         self.writer.abort()
+
+
+def media_ids(images: ImageTableWriter, media: MediaFile, max_side: int | None) -> list[str] | str:
+    """The stored ids of the media, or -- the one place a build handles unreadable media -- the
+    reason they cannot be read (the caller quarantines the record with it)."""
+    try:
+        return images.image_ids(media, max_side)
+    except MEDIA_ERRORS as error:
+        return str(error)

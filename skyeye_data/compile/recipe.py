@@ -28,8 +28,12 @@ Example::
         sources: [ucm_captions, rsivqa]    # the first gives the image, the others join on it
         options: {turns: [caption, vqa], min_turns: 2, max_turns: 4}
 
-``leak_guard`` (on by default) keeps every train record whose image (key or content hash) is in a
-val/test split of any source out of training, counted per source; ``dedupe`` (off by default)
+``leak_guard`` says which val/test images a train record may not share (by image key or content
+hash): ``within_source`` (none: each source keeps its own published split, the paper's
+construction), ``benchmarks`` (no image of an evaluated benchmark's val/test split in another
+source's training), ``all`` (the default: no image of any val/test split anywhere in training);
+``true``/``false`` are the older spellings of ``all``/``within_source``. Whatever the scope, the
+build reports the training images that also appear in an eval split. ``dedupe`` (off by default)
 leaves out samples repeating an earlier one, counted too.
 """
 
@@ -43,40 +47,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from skyeye_data.compile.builders import MIX_BUILDERS, RECORD_BUILDERS
+from skyeye_data.compile.mixes import load_mix_builders
+from skyeye_data.compile.options import BuilderOptions, MixOptions
+from skyeye_data.compile.templates import DEFAULT_POOLS, template_problems
+from skyeye_data.limits import InputLimits
 from skyeye_data.review.policy import ReviewPolicy
+from skyeye_data.safeyaml import YamlLimitError, load_limited
+from skyeye_data.sources import all_sources
 
 BoxStyleName = Literal["brace", "angle"]
+LeakGuardScope = Literal["within_source", "benchmarks", "all"]
+LEAK_GUARD_ALIASES = {True: "all", False: "within_source"}
 
 
 class RecipeError(Exception):
     """A recipe that cannot be used; the message names the file, line and key of each problem."""
-
-
-class BuilderOptions(BaseModel):
-    """Options of one builder on one source. Builders read the options they understand."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    frames: int = Field(4, ge=1, le=64, description="video: frames sampled uniformly from each video")
-    pool: str | None = Field(None, description="name of the template pool to draw instructions from (default: the builder's)")
-    skip_difficult: bool = Field(False, description="detection: leave out objects marked difficult")
-    max_per_record: int | None = Field(None, ge=1, description="at most this many samples from one record")
-
-
-class MixOptions(BuilderOptions):
-    """Options of a multi-source builder (Conversa, RSPG, ERA-VQA); each builder reads the ones it understands."""
-
-    max_boxes: int = Field(10, ge=1, description="phrase grounding: a class with more boxes than this in an image is not phrased")
-    min_box_side: float = Field(0, ge=0, description="phrase grounding: a class with a box whose shorter side is below this (pixels) is not phrased")
-    max_phrases: int = Field(1, ge=1, le=8, description="phrase grounding: up to this many classes in one answer (<p>a</p> {..} <p>b</p> {..})")
-    samples_per_image: int = Field(1, ge=1, description="samples drawn from one image (RSPG) or one video (ERA-VQA)")
-    turns: list[Literal["caption", "vqa", "refer", "identify", "detection"]] = Field(
-        default_factory=list, description="Conversa: the task kinds a dialog may hold, in the recipe's order"
-    )
-    min_turns: int = Field(2, ge=1, description="Conversa: fewest turns in a dialog")
-    max_turns: int = Field(4, ge=1, description="Conversa: most turns in a dialog (the count is drawn from the seed)")
-    min_tasks: int = Field(2, ge=1, description="Conversa: fewest distinct tasks in a dialog")
-    shuffle_turns: bool = Field(True, description="Conversa: order turns by the seed (false: the order of `turns`)")
 
 
 class SourceSpec(BaseModel):
@@ -100,6 +86,21 @@ class SourceSpec(BaseModel):
     )
     max_side: int | None = Field(None, ge=16, description="downscale stored images whose longer side exceeds this")
     expected: dict[str, int] | None = Field(None, description="expected training samples per task, checked by `skyeye stats`")
+    # left out of the dump (and the fingerprint) while absent, so recipes without it keep their print
+    version: str | None = Field(
+        None, exclude_if=lambda v: v is None,
+        description='dataset version to read when the raw folder holds several (DOTA: "1.0" or "1.5"; never mixed)',
+    )  # fmt: skip
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # unquoted YAML `version: 1.5` arrives as a float; the converters name versions as text
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    def converter_options(self) -> dict[str, Any]:
+        """The options handed to the source's converter (``SourceConverter.configured``)."""
+        return {"version": self.version} if self.version is not None else {}
 
     @field_validator("builders", mode="before")
     @classmethod
@@ -134,7 +135,12 @@ class Recipe(BaseModel):
     shard_size: int = Field(10_000, ge=1, description="samples per Parquet shard")
     row_group_size: int = Field(1_000, ge=1, description="rows per Parquet row group (random access granularity)")
     max_side: int | None = Field(None, ge=16, description="downscale stored images whose longer side exceeds this")
-    leak_guard: bool = Field(True, description="leave out train records whose image is in any source's val/test split")
+    leak_guard: LeakGuardScope = Field(
+        "all",
+        description="which val/test images train records may not share: within_source (each source keeps its published "
+        "split: the paper's construction), benchmarks (also no image of an evaluated benchmark's val/test split in "
+        "another source's training), all (no image of any val/test split anywhere in training); true = all, false = within_source",
+    )
     dedupe: bool = Field(
         False, description="leave out (and count) a sample whose image, task, payload and answers repeat an earlier sample's"
     )
@@ -146,6 +152,14 @@ class Recipe(BaseModel):
     review: ReviewPolicy | None = Field(
         None, description="human review (`skyeye review`): routing policy and ledger; absent: no review gate"
     )
+    # left out of the dump (and the fingerprint) while absent, so recipes without it keep their print
+    input: InputLimits | None = Field(None, exclude_if=lambda v: v is None, description="limits on raw input (skyeye_data.limits)")
+
+    @field_validator("leak_guard", mode="before")
+    @classmethod
+    def _leak_guard_aliases(cls, value: Any) -> Any:
+        # the older boolean form: true was "no val/test image of any source in training", false "no guard"
+        return LEAK_GUARD_ALIASES.get(value, value) if isinstance(value, bool) else value
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -220,8 +234,9 @@ def _pydantic_messages(error: ValidationError, path: str, root: yaml.Node | None
 def parse_recipe(text: str, path: str = "<recipe>") -> Recipe:
     """Validate recipe YAML text; RecipeError lists every problem with its line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = load_limited(text)  # size and alias-expansion caps: duplicate_keys walks the expanded tree
+    except YamlLimitError as error:
+        raise RecipeError(f"{path}: refused: {error}") from error
     except yaml.YAMLError as error:
         raise RecipeError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(data, dict):
@@ -250,11 +265,6 @@ def load_recipe(path: Path) -> Recipe:
 
 def semantic_problems(recipe: Recipe) -> list[tuple[tuple[Any, ...], str]]:
     """Checks beyond the types: known sources and builders, builders fit the source's task, pools well formed."""
-    from skyeye_data.compile.builders import MIX_BUILDERS, RECORD_BUILDERS
-    from skyeye_data.compile.mixes import load_mix_builders
-    from skyeye_data.compile.templates import template_problems
-    from skyeye_data.sources import all_sources
-
     load_mix_builders()
     known_sources = all_sources()
     problems: list[tuple[tuple[Any, ...], str]] = []
@@ -263,6 +273,10 @@ def semantic_problems(recipe: Recipe) -> list[tuple[tuple[Any, ...], str]]:
             problems.append((("sources", name), f"unknown source {name!r}; known: {', '.join(known_sources)}"))
             continue
         task = known_sources[name].task
+        try:
+            known_sources[name].configured(**spec.converter_options())
+        except ValueError as error:
+            problems.append((("sources", name, "version"), str(error)))
         for builder_name, options in spec.builders.items():
             loc = ("sources", name, "builders", builder_name)
             builder = RECORD_BUILDERS.get(builder_name)
@@ -290,8 +304,6 @@ def semantic_problems(recipe: Recipe) -> list[tuple[tuple[Any, ...], str]]:
 
 
 def _pool_names(recipe: Recipe) -> set[str]:
-    from skyeye_data.compile.templates import DEFAULT_POOLS
-
     return set(DEFAULT_POOLS) | set(recipe.templates)
 
 

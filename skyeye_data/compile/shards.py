@@ -11,22 +11,17 @@ the number of shards (``train-00000-of-00003.parquet``), which is known only at 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skyeye_data.io import temporary_name
+from skyeye_data.io import PendingFile, is_stale_temporary, temporary_name
 
 FinalName = Callable[[int, int], str]  # (shard index, shard count) -> file name
-
-
-@dataclass(frozen=True)
-class PendingFile:
-    tmp: Path
-    final: Path
 
 
 def split_shard_name(split: str) -> FinalName:
@@ -37,35 +32,29 @@ def numbered_name(stem: str) -> FinalName:
     return lambda index, total: f"{stem}-{index:05d}.parquet"  # noqa: ARG005 (total unused by design)
 
 
+@dataclass
 class ShardedParquetWriter:
-    def __init__(
-        self,
-        directory: Path,
-        stem: str,
-        schema: pa.Schema,
-        final_name: FinalName,
-        rows_per_shard: int,
-        row_group_rows: int,
-        row_group_bytes: int | None = None,
-        shard_bytes: int | None = None,
-        size_of: Callable[[dict[str, Any]], int] | None = None,
-    ):
-        self.directory = Path(directory)
-        self.stem = stem
-        self.schema = schema
-        self.final_name = final_name
-        self.rows_per_shard = rows_per_shard
-        self.row_group_rows = row_group_rows
-        self.row_group_bytes = row_group_bytes
-        self.shard_bytes = shard_bytes
-        self.size_of = size_of
-        self.rows_written = 0
-        self._tmp_files: list[Path] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._buffer: list[dict[str, Any]] = []
-        self._buffer_bytes = 0
-        self._shard_rows = 0
-        self._shard_bytes = 0
+    directory: Path
+    stem: str
+    schema: pa.Schema
+    final_name: FinalName
+    rows_per_shard: int
+    row_group_rows: int
+    row_group_bytes: int | None = None
+    shard_bytes: int | None = None
+    size_of: Callable[[dict[str, Any]], int] | None = None
+    compression: str | dict[str, str] = "zstd"  # a dict names every column's codec
+    # the state of the shard being written
+    rows_written: int = field(default=0, init=False)
+    _tmp_files: list[Path] = field(default_factory=list, init=False)
+    _writer: pq.ParquetWriter | None = field(default=None, init=False)
+    _buffer: list[dict[str, Any]] = field(default_factory=list, init=False)
+    _buffer_bytes: int = field(default=0, init=False)
+    _shard_rows: int = field(default=0, init=False)
+    _shard_bytes: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
 
     def write(self, row: dict[str, Any]) -> None:
         size = self.size_of(row) if self.size_of else 0
@@ -95,7 +84,7 @@ class ShardedParquetWriter:
         self._shard_rows = self._shard_bytes = 0
 
     def _open_shard(self, tmp: Path) -> pq.ParquetWriter:
-        return pq.ParquetWriter(tmp, self.schema, compression="zstd")
+        return pq.ParquetWriter(tmp, self.schema, compression=self.compression)
 
     def _flush(self) -> None:
         if self._buffer and self._writer is not None:
@@ -138,11 +127,17 @@ def commit_files(pending: Iterable[PendingFile]) -> list[Path]:
 
 
 def remove_stale_temporaries(*directories: Path) -> int:
-    """Delete temporary files a killed run left behind (``.<name>.<pid>.tmp``)."""
+    """Delete what a killed run left behind (``.<name>.<pid>.tmp`` files and staging folders): only
+    those of processes no longer alive, never a running build's."""
     removed = 0
     for directory in directories:
         if directory.is_dir():
             for path in directory.glob(".*.tmp"):
-                path.unlink(missing_ok=True)
+                if not is_stale_temporary(path):
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
                 removed += 1
     return removed

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from skyeye_data.boxes import parse_boxes
-from skyeye_data.compile.build import read_manifest
+from skyeye_data.compile.manifest import read_manifest
 from skyeye_data.io import atomic_path
 
 BATCH_ROWS = 4096

@@ -32,7 +32,7 @@ def eval_command(
     question type, AA, OA) and visual grounding (Acc@0.25/0.5/0.75, mean and cumulative IoU).
     Writes report.md (tables in the layout of the SkyEyeGPT paper, published figures beside),
     report.json (every figure) and plots/ to DIR."""
-    from skyeye_data.cli import fail
+    from skyeye_data.console import fail
     from skyeye_data.evaluation.captions import CaptionEvalError
     from skyeye_data.evaluation.evaluate import EvalOptions, evaluate_file
     from skyeye_data.evaluation.predictions import PredictionsError
@@ -52,7 +52,7 @@ def eval_command(
     except OSError as error:
         raise fail(f"cannot write the report to {out}: {error}")
     print_summary(report)
-    from skyeye_data.cli import console
+    from skyeye_data.console import console
 
     console.print(f"wrote {len(written)} file(s) to {out} (report.md, report.json{', plots/' if plots else ''})")
 
@@ -62,7 +62,7 @@ HEADLINE = {"captioning": ("BLEU-4", "METEOR", "CIDEr"), "vqa": ("average_accura
 
 
 def print_summary(report) -> None:
-    from skyeye_data.cli import stdout
+    from skyeye_data.console import stdout
     from skyeye_data.evaluation.report import group_label
 
     table = Table(title="evaluation summary (percent)")

@@ -128,14 +128,13 @@ def null_problems(table: pa.Table) -> list[str]:
     return problems
 
 
+# the columns a Prediction takes as they are; the others are cleaned of nulls below
+_VERBATIM = ("id", "source", "task", "split", "subset", "question_type")
+
+
 def _to_prediction(row: dict) -> Prediction:
     return Prediction(
-        id=row["id"],
-        source=row["source"],
-        task=row["task"],
-        split=row["split"],
-        subset=row["subset"],
-        question_type=row["question_type"],
+        **{column: row[column] for column in _VERBATIM},
         references=[r for r in (row["references"] or []) if r is not None],
         ref_boxes=[[float(v) for v in box if v is not None] for box in (row["ref_boxes"] or []) if box is not None],
         width=int(row["width"] or 0),

@@ -21,25 +21,8 @@ from skyeye_data.evaluation.evaluate import DatasetResult, EvalReport
 from skyeye_data.evaluation.grounding import THRESHOLDS
 from skyeye_data.evaluation.published import PublishedEntry, published_for
 from skyeye_data.io import atomic_path, write_json_atomic, write_text_atomic
+from skyeye_data.sources import dataset_title, report_order, subset_title
 
-DATASET_TITLES: dict[str, str] = {
-    "ucm_captions": "UCM-Captions",
-    "sydney_captions": "Sydney-Captions",
-    "rsicd": "RSICD",
-    "rsitmd": "RSITMD",
-    "nwpu_captions": "NWPU-Captions",
-    "capera": "CapERA",
-    "rsvqa_lr": "RSVQA-LR",
-    "rsvqa_hr": "RSVQA-HR",
-    "rsivqa": "RSIVQA",
-    "era": "ERA-VQA",
-    "dior_rsvg": "DIOR-RSVG",
-    "rsvg": "RSVG",
-}
-SUBSET_TITLES: dict[tuple[str, str], str] = {
-    ("rsvqa_hr", "test"): "test set 1",
-    ("rsvqa_hr", "test_phili"): "test set 2",
-}
 QUESTION_TYPE_TITLES: dict[str, str] = {
     "count": "Count",
     "presence": "Presence",
@@ -57,13 +40,9 @@ UNPARSEABLE_SHOWN = 20
 THIS_RUN = "this run"
 
 
-def dataset_title(source: str) -> str:
-    return DATASET_TITLES.get(source, source)
-
-
 def _dataset_rank(source: str) -> int:
-    # the papers' order (DATASET_TITLES), unknown sources last
-    names = list(DATASET_TITLES)
+    # the papers' order (each converter's report_rank), unknown sources last
+    names = report_order()
     return names.index(source) if source in names else len(names)
 
 
@@ -75,7 +54,7 @@ def group_label(result: DatasetResult) -> str:
     """'RSVQA-HR test set 2', 'RSIVQA UCM', 'RSICD (val)'."""
     label = dataset_title(result.source)
     if result.subset:
-        label += " " + SUBSET_TITLES.get((result.source, result.subset), result.subset)
+        label += " " + subset_title(result.source, result.subset)
     if result.split != "test":
         label += f" ({result.split})"
     return label
@@ -247,7 +226,7 @@ def citations_section(ctx: ReportContext) -> str:
 def group_label_for(entry: PublishedEntry) -> str:
     label = dataset_title(entry.source)
     if entry.subset:
-        label += " " + SUBSET_TITLES.get((entry.source, entry.subset), entry.subset)
+        label += " " + subset_title(entry.source, entry.subset)
     return label
 
 

@@ -1,10 +1,12 @@
 """Applying the ledger to a build's sample stream.
 
-For each sample: the verdict for exactly its content (sample id + fingerprint) decides:
+For each sample: the chain of verdicts from exactly its content (sample id + fingerprint; see
+:mod:`.chain`: conflicts settled by the recipe's rule, corrections followed to their later
+verdicts) decides, by its last link:
 
-- ``accepted`` → kept, ``review_status = "accepted"``;
+- ``accepted`` → kept, ``review_status = "accepted"`` (``"corrected"`` when it accepts a correction);
 - ``corrected`` → kept with the corrected conversation, ``review_status = "corrected"``;
-- ``rejected`` → left out;
+- ``rejected`` → left out (also when the rejected content is a correction: a second look counts);
 - no verdict, and the policy routes it → left out (``on_held_back`` receives it, so the build can
   write it to the review queue), or kept as ``"unreviewed"`` with ``include_unreviewed``;
 - no verdict, not routed → kept, ``review_status = "not_required"``.
@@ -26,6 +28,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+from pathlib import Path
+
+from skyeye_data.review.chain import VerdictChains
 from skyeye_data.review.fingerprint import sample_fingerprint
 from skyeye_data.review.ledger import ReviewLedger, Verdict
 from skyeye_data.review.policy import ReviewPolicy
@@ -64,15 +69,8 @@ class ReviewCounts:
         }
 
 
-def final_verdicts(ledger: ReviewLedger) -> dict[tuple[str, str], Verdict]:
-    """(sample id, fingerprint) → the verdict that applies (the latest saved review of that content)."""
-    latest: dict[tuple[str, str], Verdict] = {}
-    for verdict in ledger.verdicts():
-        key = (verdict.sample_id, verdict.fingerprint)
-        current = latest.get(key)
-        if current is None or (verdict.reviewed_at, verdict.annotation_id) > (current.reviewed_at, current.annotation_id):
-            latest[key] = verdict
-    return latest
+class ReviewSetupError(ValueError):
+    """The review settings cannot work: a policy that routes samples but no ledger to read verdicts from."""
 
 
 class ReviewGate:
@@ -83,8 +81,7 @@ class ReviewGate:
         self.policy = policy
         self.include_unreviewed = include_unreviewed
         self.counts = counts if counts is not None else ReviewCounts()
-        self.verdicts = final_verdicts(ledger) if ledger is not None else {}
-        self.reviewed_ids = {sample_id for sample_id, _ in self.verdicts}
+        self.chains = VerdictChains(ledger.verdicts() if ledger is not None else (), policy.conflict)
 
     def decide(self, sample: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         """(outcome, row): the row to write to training, or for ``unreviewed_left_out`` the row to
@@ -94,10 +91,10 @@ class ReviewGate:
         return outcome, row
 
     def _decide(self, sample: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
-        if sample["id"] in self.reviewed_ids:  # fingerprints only for samples someone has reviewed
-            verdict = self.verdicts.get((sample["id"], sample_fingerprint(sample)))
-            if verdict is not None:
-                return verdict.verdict, apply_verdict(sample, verdict)
+        if sample["id"] in self.chains.reviewed_ids:  # fingerprints only for samples someone has reviewed
+            chain = self.chains.chain(sample["id"], sample_fingerprint(sample), sample["image_ids"])
+            if chain:
+                return apply_chain(sample, chain)
             self.counts.content_changed[sample["source"]] += 1
         reasons = self.policy.route(sample)
         if not reasons:
@@ -105,6 +102,55 @@ class ReviewGate:
         self.counts.reasons.update(reasons)
         outcome = "unreviewed_included" if self.include_unreviewed else "unreviewed_left_out"
         return outcome, {**sample, "review_status": "unreviewed"}
+
+
+def apply_chain(sample: dict[str, Any], chain: list[Verdict]) -> tuple[str, dict[str, Any] | None]:
+    """(outcome, row) of the last verdict of a chain; an accepted correction stays ``corrected``."""
+    last = chain[-1]
+    if last.verdict == "rejected":
+        return "rejected", None
+    corrections = [v for v in chain if v.verdict == "corrected"]
+    if not corrections:
+        return "accepted", {**sample, "review_status": "accepted"}
+    return "corrected", {**sample, "conversation": corrections[-1].corrected_conversation, "review_status": "corrected"}
+
+
+def open_review_gate(
+    policy: ReviewPolicy | None, out: Path, *, ledger: Path | None = None, include_unreviewed: bool = False
+) -> tuple[ReviewGate | None, list[str]]:
+    """The review gate of a build and its warnings; the one place a build's review settings meet.
+
+    ``policy`` is the recipe's ``review:`` section (None: the recipe has none), ``ledger`` the
+    build's ``--ledger`` (it overrides ``review.ledger``). A ledger given to a recipe without a
+    ``review:`` section brings the default policy with it, so a recipe needs no edit to close the
+    loop. No gate at all without both. A policy that routes samples with no ledger named stops the
+    build (:class:`ReviewSetupError`) unless ``include_unreviewed``: the verdicts would have nowhere
+    to come from. The ledger is read once, here; one that does not exist yet holds no verdicts.
+    """
+    if policy is None and ledger is None:
+        return None, []
+    policy = policy if policy is not None else ReviewPolicy()
+    ledger_path = Path(ledger) if ledger is not None else policy.ledger
+    warnings: list[str] = []
+    if ledger_path is None:
+        if not include_unreviewed:
+            raise ReviewSetupError(
+                "the recipe's review policy routes samples to review but names no ledger: give --ledger PATH "
+                "(or review.ledger in the recipe), or build with --include-unreviewed"
+            )
+        warnings.append("no review ledger: samples that need review go to training unreviewed (--include-unreviewed)")
+    elif Path(ledger_path).resolve().is_relative_to(Path(out).resolve()):
+        warnings.append(f"review ledger {ledger_path} lies inside the build output; keep it outside so it survives rebuilds")
+    book = None
+    if ledger_path is not None and Path(ledger_path).exists():
+        book = ReviewLedger(ledger_path)
+    elif ledger_path is not None:
+        warnings.append(f"review ledger {ledger_path} does not exist yet: no sample has a verdict")
+    try:
+        return ReviewGate(policy, book, include_unreviewed=include_unreviewed), warnings
+    finally:
+        if book is not None:
+            book.close()
 
 
 def apply_review(
@@ -125,11 +171,3 @@ def apply_review(
                 on_held_back(row)
         elif row is not None:
             yield row
-
-
-def apply_verdict(sample: dict[str, Any], verdict: Verdict) -> dict[str, Any] | None:
-    if verdict.verdict == "rejected":
-        return None
-    if verdict.verdict == "corrected":
-        return {**sample, "conversation": verdict.corrected_conversation, "review_status": "corrected"}
-    return {**sample, "review_status": "accepted"}

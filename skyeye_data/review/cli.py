@@ -1,7 +1,10 @@
 """``skyeye review ...``: queue, push, pull, import, report.
 
 Label Studio settings come from the environment only: ``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``
-and, for push, ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (or ``--document-root``).
+and, for ``push --images local-files``, ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (or ``--document-root``).
+
+The ledger is named once for the whole loop: ``review.ledger`` in the recipe, or ``--ledger`` on
+build, queue, push, pull, import and report (``--ledger`` wins).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def load_policy(recipe: Path | None):
     import yaml
     from pydantic import ValidationError
 
-    from skyeye_data.cli import fail
+    from skyeye_data.console import fail
     from skyeye_data.review.policy import ReviewPolicy
 
     if recipe is None:
@@ -46,7 +49,7 @@ def load_policy(recipe: Path | None):
 
 
 def ledger_path(explicit: Path | None, policy, required: bool) -> Path | None:
-    from skyeye_data.cli import fail
+    from skyeye_data.console import fail
 
     path = explicit or policy.ledger
     if path is None and required:
@@ -55,7 +58,7 @@ def ledger_path(explicit: Path | None, policy, required: bool) -> Path | None:
 
 
 def open_ledger(path: Path | None, must_exist: bool = False):
-    from skyeye_data.cli import fail
+    from skyeye_data.console import fail
     from skyeye_data.review.ledger import ReviewLedger
 
     if path is None:
@@ -74,7 +77,7 @@ def read_only_ledger(path: Path | None):
 
 
 def collect_queue(out: Path, policy, ledger):
-    from skyeye_data.cli import fail
+    from skyeye_data.console import fail
     from skyeye_data.review.queue import BuildOutputError, QueueSummary, read_samples, review_queue
 
     summary = QueueSummary()
@@ -94,7 +97,7 @@ def queue_command(
     """Show what waits for review in a build output, by source and by reason."""
     from rich.table import Table
 
-    from skyeye_data.cli import stdout
+    from skyeye_data.console import stdout
 
     policy = load_policy(recipe)
     with_ledger = read_only_ledger(ledger_path(ledger, policy, required=False))
@@ -117,36 +120,51 @@ def push_command(
     project: Annotated[str, typer.Option("--project", help="review name; projects 'NAME · <kind>' are created or reused")],
     recipe: RecipeOption = None,
     ledger: LedgerOption = None,
+    images: Annotated[
+        str,
+        typer.Option(help="how the server gets the images: upload (through the API; default) or local-files (shared filesystem)"),
+    ] = "upload",
     document_root: Annotated[
         Optional[Path],
-        typer.Option(help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT (default: $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)"),
+        typer.Option(help="for --images local-files: the server's LOCAL_FILES_DOCUMENT_ROOT (default: $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)"),
     ] = None,
+    overlap: Annotated[int, typer.Option(min=1, help="annotators per task (Label Studio's maximum_annotations)")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="tasks per import request")] = 100,
     retries: Annotated[int, typer.Option(min=0, help="retries of a failed import request")] = 3,
 ) -> None:
-    """Import the queued samples as Label Studio tasks (only those not pushed before)."""
-    from skyeye_data.cli import fail, progress_bar, stdout
+    """Import the queued samples as Label Studio tasks (only those not pushed before; a crashed push resumes)."""
+    from skyeye_data.console import fail, progress_bar, stdout
     from skyeye_data.review import labelstudio
 
     policy = load_policy(recipe)
     with_ledger = read_only_ledger(ledger_path(ledger, policy, required=False))
     queued, _ = collect_queue(out, policy, with_ledger)
+    if images not in ("upload", "local-files"):
+        raise fail(f"--images must be upload or local-files, not {images!r}")
     try:
-        root = labelstudio.document_root(document_root)
+        root = labelstudio.document_root(document_root) if images == "local-files" else None
         client = labelstudio.connect()
         with progress_bar() as progress:
             bar = progress.add_task("push", total=len(queued))
             summary = labelstudio.push(
-                client, out, project, queued, root, batch_size, retries, advance=lambda n: progress.advance(bar, n)
-            )
+                client, out, project, queued, images=images, root=root, batch_size=batch_size, retries=retries,
+                overlap=overlap, advance=lambda n: progress.advance(bar, n),
+            )  # fmt: skip
     except labelstudio.ReviewBridgeError as error:
         raise fail(str(error))
     except Exception as error:  # noqa: BLE001 (SDK and transport errors: say what failed, no traceback)
         raise fail(f"push failed: {type(error).__name__}: {error}")
+    url = labelstudio.os.environ.get(labelstudio.URL_ENV, "").rstrip("/")
     for kind, count in summary.imported.items():
-        stdout.print(f"{kind}: {count} new tasks, {summary.already_there.get(kind, 0)} already in the project")
+        title = labelstudio.project_title(project, kind)
+        stdout.print(
+            f"{kind}: {count} new tasks, {summary.already_there.get(kind, 0)} already in the project; "
+            f"label them at {url}{labelstudio.labeling_url(summary.projects[title])}"
+        )
     if summary.missing_images:
         stdout.print(f"[yellow]{len(summary.missing_images)} samples skipped: their image is not in {out}/images")
+    if summary.bad_images:
+        stdout.print(f"[yellow]{len(summary.bad_images)} samples skipped: their image cannot be decoded (see warnings)")
     if not queued:
         stdout.print("nothing waits for review")
 
@@ -159,8 +177,9 @@ def pull_command(
     page_size: Annotated[int, typer.Option(min=1, help="tasks per page (one ledger transaction each)")] = 100,
 ) -> None:
     """Read the annotations of the review projects and record the verdicts in the ledger."""
-    from skyeye_data.cli import fail, progress_bar
+    from skyeye_data.console import fail, progress_bar
     from skyeye_data.review import labelstudio
+    from skyeye_data.review import pull as review_pull
 
     policy = load_policy(recipe)
     path = ledger_path(ledger, policy, required=True)
@@ -168,7 +187,7 @@ def pull_command(
         client = labelstudio.connect()
         with open_ledger(path) as book, progress_bar() as progress:
             bar = progress.add_task("pull", total=None)
-            summary = labelstudio.pull(client, project, book, page_size, advance=lambda n: progress.advance(bar, n))
+            summary = review_pull.pull(client, project, book, page_size, advance=lambda n: progress.advance(bar, n))
     except labelstudio.ReviewBridgeError as error:
         raise fail(str(error))
     except Exception as error:  # noqa: BLE001
@@ -177,12 +196,15 @@ def pull_command(
 
 
 def print_pull_summary(summary, path: Path) -> None:
-    from skyeye_data.cli import stdout
+    from skyeye_data.console import stdout
 
     stdout.print(
         f"{summary.tasks} tasks, {summary.annotations} annotations: {summary.recorded} verdicts recorded or updated "
-        f"in {path}, {summary.no_verdict} without a verdict, {summary.invalid} invalid (see warnings)"
+        f"in {path}, {summary.no_verdict} without a verdict, {summary.invalid} tasks with edited data (see warnings), "
+        f"{len(summary.invalid_verdicts)} invalid verdicts"
     )
+    for line in summary.invalid_verdicts:
+        stdout.print(f"[yellow]invalid verdict, not recorded:[/] {line}")
 
 
 @review_app.command("import")
@@ -192,15 +214,18 @@ def import_command(
     recipe: RecipeOption = None,
 ) -> None:
     """Record the verdicts of a Label Studio JSON export, offline (same result as a pull)."""
-    from skyeye_data.cli import fail, progress_bar
+    from skyeye_data.console import fail, progress_bar
     from skyeye_data.review import labelstudio
+    from skyeye_data.review import pull as review_pull
 
     policy = load_policy(recipe)
     path = ledger_path(ledger, policy, required=True)
     try:
+        # with the server's settings in the environment, annotators are named by e-mail as in a pull
+        emails = review_pull.user_emails(labelstudio.connect()) if labelstudio.has_settings() else None
         with open_ledger(path) as book, progress_bar() as progress:
             bar = progress.add_task("import", total=None)
-            summary = labelstudio.import_export(export, book, advance=lambda n: progress.advance(bar, n))
+            summary = review_pull.import_export(export, book, advance=lambda n: progress.advance(bar, n), emails=emails)
     except labelstudio.ReviewBridgeError as error:
         raise fail(str(error))
     print_pull_summary(summary, path)
@@ -211,21 +236,24 @@ def report_command(
     ledger: LedgerOption = None,
     recipe: RecipeOption = None,
 ) -> None:
-    """Per-annotator verdict counts, and agreement where a sample was reviewed twice."""
+    """Per annotator: tasks, accept / edit / reject rates, seconds per task; agreement on overlapping tasks."""
     from rich.table import Table
 
-    from skyeye_data.cli import stdout
+    from skyeye_data.console import stdout
     from skyeye_data.review.report import review_report
 
     policy = load_policy(recipe)
     with open_ledger(ledger_path(ledger, policy, required=True), must_exist=True) as book:
         report = review_report(book.verdicts())
     table = Table(title=f"review ledger: {report.samples_reviewed} samples reviewed, {report.samples_reviewed_twice} more than once")
-    for column in ("annotator", "accepted", "corrected", "rejected", "pairs", "agreement"):
+    columns = ("annotator", "tasks", "accept", "edit", "reject", "s / task", "pairs", "agreement")
+    for column in columns:
         table.add_column(column, justify="left" if column == "annotator" else "right")
     for name, stats in sorted(report.annotators.items()):
         agreement = f"{stats.exact_agreements / stats.pairs:.0%}" if stats.pairs else "-"
-        table.add_row(name, *(str(stats.verdicts[k]) for k in ("accepted", "corrected", "rejected")), str(stats.pairs), agreement)
+        pace = f"{stats.seconds_per_task:.1f}" if stats.seconds_per_task is not None else "-"
+        rates = (f"{stats.rate(k):.0%}" for k in ("accepted", "corrected", "rejected"))
+        table.add_row(name, str(len(stats.tasks)), *rates, pace, str(stats.pairs), agreement)
     stdout.print(table)
     if report.pairs:
         stdout.print(

@@ -1,14 +1,18 @@
 """Between box tokens and Label Studio rectangles, and from an annotation back to a verdict.
 
-Every box token of a sample gets a *slot*: ``t{turn}b{k}`` is the k-th box of turn ``turn``. The
-slot is the id of the pre-filled rectangle, so when the annotation comes back each rectangle says
-which token it replaces. Label Studio's percent coordinates are converted to pixels with the
-image's original size and re-encoded with :func:`skyeye_data.boxes.format_box`, so a moved box is
-pixel-exact in the corrected text.
+Every distinct box of a sample (:func:`skyeye_data.review.task_view.distinct_boxes`) is one
+pre-filled rectangle with the id ``box{n}``; the box's *slots* ``(turn, k)`` are the token places
+that name it, so a moved rectangle rewrites every turn that names the box. Label Studio's percent
+coordinates are converted to pixels with the image's original size and re-encoded with
+:func:`skyeye_data.boxes.format_box`, so a moved box is pixel-exact in the corrected text.
 
 :func:`verdict_from_task` reads a task (its data as pushed, one annotation) into a
 :class:`~skyeye_data.review.ledger.Verdict`. It needs nothing but the task itself, so a pull from
 the server and the import of a JSON export give the same verdicts.
+
+One verdict vocabulary, in every labeling config: ``accept``, ``reject``, ``edit``. An ``edit``
+whose texts and boxes are unchanged, or an ``accept`` with changes, is an :class:`InvalidVerdict`
+(reported by pull, never recorded as something the annotator did not say).
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from skyeye_data.boxes import DELIM, box_iou, format_box, parse_boxes
+from skyeye_data.boxes import DELIM, box_iou, format_box
 from skyeye_data.review.fingerprint import canonical_conversation, fingerprint_of
 from skyeye_data.review.ledger import Verdict
+from skyeye_data.review.task_view import BOX_TOKEN, DistinctBox, distinct_boxes
 
 log = logging.getLogger(__name__)
 
@@ -28,52 +33,34 @@ BOX_CONTROL = "boxes"  # the RectangleLabels tag of grounding.xml and conversa.x
 VERDICT_CONTROL = "verdict"
 ANSWER_CONTROL = "corrected_answer"  # corrects the last assistant turn
 TURN_CONTROL = re.compile(r"^correction_(\d+)$")  # conversa.xml: corrects turn i
-BOX_LABEL = "object"
 PIXEL_DECIMALS = 3  # float noise of percent → pixel conversions never reaches a rounding boundary
 
-_NUM = r"\s*<\s*-?\d+(?:\.\d+)?\s*>\s*"
-_SUFFIX = r"(?:\s*\|\s*<\s*-?\d+(?:\.\d+)?\s*>\s*)?"
-BOX_TOKEN = re.compile(r"\{" + _NUM * 4 + _SUFFIX + r"\}|<" + _NUM * 4 + _SUFFIX + r">")
-SLOT_ID = re.compile(r"^t(\d+)b(\d+)$")
+REGION_ID = re.compile(r"^box(\d+)$")
+LEGACY_SLOT_ID = re.compile(r"^t(\d+)b(\d+)$")  # tasks pushed before regions were per distinct box
 
-VERDICT_CHOICES = {"accept": "accepted", "reject": "rejected", "edit": "corrected", "edited": "corrected"}
-
-
-def slot_id(turn: int, index: int) -> str:
-    return f"t{turn}b{index}"
+VERDICT_CHOICES = {"accept": "accepted", "reject": "rejected", "edit": "corrected"}
 
 
 # -- boxes ↔ rectangles ------------------------------------------------------------------------------
 
 
-def rectangle(turn: int, index: int, token_box, width: int, height: int) -> dict[str, Any]:
-    """A pre-filled Label Studio rectangle for a box token (its values are already percents)."""
-    x1, y1, x2, y2 = token_box.coords
+def rectangle(box: DistinctBox, width: int, height: int) -> dict[str, Any]:
+    """A pre-filled Label Studio rectangle for a distinct box (its values are already percents)."""
+    x1, y1, x2, y2 = box.box.coords
     return {
-        "id": slot_id(turn, index),
+        "id": box.region_id,
         "from_name": BOX_CONTROL,
         "to_name": "image",
         "type": "rectanglelabels",
         "original_width": width,
         "original_height": height,
         "image_rotation": 0,
-        "value": {
-            "x": x1,
-            "y": y1,
-            "width": x2 - x1,
-            "height": y2 - y1,
-            "rotation": 0,
-            "rectanglelabels": [BOX_LABEL],
-        },
+        "value": {"x": x1, "y": y1, "width": x2 - x1, "height": y2 - y1, "rotation": 0, "rectanglelabels": [box.label]},
     }
 
 
 def conversation_rectangles(conversation: Sequence[Mapping[str, str]], width: int, height: int) -> list[dict]:
-    return [
-        rectangle(turn, index, box, width, height)
-        for turn, message in enumerate(conversation)
-        for index, box in enumerate(parse_boxes(message["content"]))
-    ]
+    return [rectangle(box, width, height) for box in distinct_boxes(conversation)]
 
 
 def rectangle_to_pixels(value: Mapping[str, Any], width: int, height: int) -> list[float]:
@@ -88,7 +75,7 @@ def rectangle_to_pixels(value: Mapping[str, Any], width: int, height: int) -> li
     ]
 
 
-def pixels_to_rectangle_value(box: Sequence[float], width: int, height: int) -> dict[str, float]:
+def pixels_to_rectangle_value(box: Sequence[float], width: int, height: int, label: str = "box") -> dict[str, Any]:
     """Pixel ``[x1, y1, x2, y2]`` → Label Studio percent value (what an annotator's drag produces)."""
     x1, y1, x2, y2 = box
     return {
@@ -97,7 +84,7 @@ def pixels_to_rectangle_value(box: Sequence[float], width: int, height: int) -> 
         "width": (x2 - x1) / width * 100,
         "height": (y2 - y1) / height * 100,
         "rotation": 0,
-        "rectanglelabels": [BOX_LABEL],
+        "rectanglelabels": [label],
     }
 
 
@@ -117,6 +104,7 @@ class AnnotationEdits:
 
 def read_edits(result: Sequence[Mapping[str, Any]], conversation: Sequence[Mapping[str, str]], width: int, height: int) -> AnnotationEdits:
     edits = AnnotationEdits(None, {}, {}, [], False)
+    regions = {box.region_id: box.slots for box in distinct_boxes(conversation)}
     last_answer = max((i for i, t in enumerate(conversation) if t["role"] == "assistant"), default=None)
     for item in result:
         name, value = item.get("from_name"), item.get("value") or {}
@@ -125,9 +113,12 @@ def read_edits(result: Sequence[Mapping[str, Any]], conversation: Sequence[Mappi
         elif item.get("type") == "rectanglelabels" and name == BOX_CONTROL:
             edits.has_rectangles = True
             pixels = rectangle_to_pixels(value, width, height)
-            slot = SLOT_ID.match(str(item.get("id", "")))
-            if slot:
-                edits.boxes[(int(slot.group(1)), int(slot.group(2)))] = pixels
+            region_id = str(item.get("id", ""))
+            legacy = LEGACY_SLOT_ID.match(region_id)
+            if region_id in regions:  # one region, every token place that names the box
+                edits.boxes.update({slot: pixels for slot in regions[region_id]})
+            elif legacy:
+                edits.boxes[(int(legacy.group(1)), int(legacy.group(2)))] = pixels
             else:
                 edits.new_boxes.append(pixels)
         elif item.get("type") == "textarea":
@@ -145,22 +136,21 @@ MIN_ADOPT_IOU = 0.1
 def adopt_unslotted_boxes(edits: AnnotationEdits, conversation: Sequence[Mapping[str, str]], width: int, height: int) -> None:
     """Give rectangles without a slot id the slot of the original box they overlap most.
 
-    A rectangle whose id is not a slot is normally one the annotator drew. But an editor that
+    A rectangle whose id is not a region id is normally one the annotator drew. But an editor that
     copies pre-filled regions under new ids would otherwise make every box look deleted and
-    redrawn; matching by overlap keeps a moved box in its place in the text.
+    redrawn; matching by overlap keeps a moved box in its places in the text.
     """
-    open_slots = {
-        (turn, k): box.to_pixels(width, height)
-        for turn, message in enumerate(conversation)
-        for k, box in enumerate(parse_boxes(message["content"]))
-        if (turn, k) not in edits.boxes
+    open_boxes = {
+        box.region_id: (box.box.to_pixels(width, height), box.slots)
+        for box in distinct_boxes(conversation)
+        if not any(slot in edits.boxes for slot in box.slots)
     }
     drawn = []
     for pixels in edits.new_boxes:
-        best = max(open_slots, key=lambda slot: box_iou(open_slots[slot], pixels), default=None)
-        if best is not None and box_iou(open_slots[best], pixels) >= MIN_ADOPT_IOU:
-            edits.boxes[best] = pixels
-            del open_slots[best]
+        best = max(open_boxes, key=lambda r: box_iou(open_boxes[r][0], pixels), default=None)
+        if best is not None and box_iou(open_boxes[best][0], pixels) >= MIN_ADOPT_IOU:
+            edits.boxes.update({slot: pixels for slot in open_boxes[best][1]})
+            del open_boxes[best]
         else:
             drawn.append(pixels)
     edits.new_boxes = drawn
@@ -245,12 +235,23 @@ class TaskDataError(ValueError):
     """The task's data is not what push wrote (edited in Label Studio, or not a SkyEye task)."""
 
 
-def annotator_of(annotation: Mapping[str, Any]) -> str:
-    # Label Studio's export and task API both carry the user id; the export has no e-mail
+class InvalidVerdict(ValueError):
+    """The annotation contradicts itself ("edit" with nothing changed, "accept" with changes)."""
+
+
+def annotator_of(annotation: Mapping[str, Any], emails: Mapping[int, str] | None = None) -> str:
+    """The annotator as Label Studio shows them: the e-mail (``emails``: user id → e-mail, from the
+    server's user list), else ``user:<id>`` (an export read offline carries only the id)."""
     completed_by = annotation.get("completed_by")
     if isinstance(completed_by, Mapping):
-        return str(completed_by.get("email") or f"user:{completed_by.get('id')}")
-    return f"user:{completed_by}"
+        if completed_by.get("email"):
+            return str(completed_by["email"])
+        completed_by = completed_by.get("id")
+    try:
+        user_id = int(completed_by)
+    except (TypeError, ValueError):
+        return f"user:{completed_by}"
+    return (emails or {}).get(user_id) or f"user:{user_id}"
 
 
 def checked_task_data(data: Mapping[str, Any]) -> tuple[list[dict[str, str]], int, int]:
@@ -268,36 +269,55 @@ def checked_task_data(data: Mapping[str, Any]) -> tuple[list[dict[str, str]], in
     return conversation, width, height
 
 
-def verdict_from_task(task: Mapping[str, Any], annotation: Mapping[str, Any], project_id: int | None) -> Verdict | None:
-    """The verdict one annotation gives; None when it gives none (skipped, or no decision and no edit)."""
+def decide(choice: str | None, original: list[dict[str, str]], candidate: list[dict[str, str]]) -> str | None:
+    """The verdict kind of a choice and the content it leaves; None: no verdict given."""
+    changed = candidate != original
+    if choice is None:
+        if changed:
+            raise InvalidVerdict("texts or boxes were changed but no verdict was chosen (choose edit)")
+        return None
+    if choice not in VERDICT_CHOICES:
+        raise InvalidVerdict(f"unknown verdict choice {choice!r} (the choices are {', '.join(VERDICT_CHOICES)})")
+    kind = VERDICT_CHOICES[choice]
+    if kind == "corrected" and not changed:
+        raise InvalidVerdict("edit was chosen but no text or box was changed")
+    if kind == "accepted" and changed:
+        raise InvalidVerdict("accept was chosen but a text or a box was changed (choose edit, or undo the change)")
+    return kind
+
+
+def verdict_from_task(
+    task: Mapping[str, Any], annotation: Mapping[str, Any], project_id: int | None, emails: Mapping[int, str] | None = None
+) -> Verdict | None:
+    """The verdict one annotation gives; None when it gives none (skipped, or no decision and no edit).
+
+    Raises :class:`TaskDataError` for a task push did not write, :class:`InvalidVerdict` for an
+    annotation that contradicts itself.
+    """
     if annotation.get("was_cancelled"):
         return None
     data = task["data"]
     conversation, width, height = checked_task_data(data)
     edits = read_edits(annotation.get("result") or [], conversation, width, height)
-    if edits.choice is not None and edits.choice not in VERDICT_CHOICES:
-        raise TaskDataError(f"unknown verdict choice {edits.choice!r}")
-    kind = VERDICT_CHOICES.get(edits.choice or "")
-    corrected = None
-    if kind != "rejected":
-        candidate = corrected_conversation(conversation, edits, width, height)
-        if candidate != conversation:
-            kind, corrected = "corrected", candidate
-        elif kind is not None:
-            kind = "accepted"  # "edit" chosen but nothing changed: the content stands as it was
+    candidate = corrected_conversation(conversation, edits, width, height)
+    kind = decide(edits.choice, conversation, candidate)
     if kind is None:
         return None
+    corrected = candidate if kind == "corrected" else None
+    lead_time = annotation.get("lead_time")
     return Verdict(
         sample_id=str(data["sample_id"]),
         fingerprint=str(data["fingerprint"]),
         verdict=kind,
-        annotator=annotator_of(annotation),
+        annotator=annotator_of(annotation, emails),
         reviewed_at=str(annotation.get("updated_at") or annotation.get("created_at")),
         task_id=int(task["id"]),
         annotation_id=int(annotation["id"]),
         project_id=project_id,
         corrected_conversation=corrected,
         corrected_boxes=annotated_pixel_boxes(edits) if corrected else None,
+        corrected_fingerprint=fingerprint_of(data["image_ids"], corrected) if corrected else None,
+        lead_time_s=float(lead_time) if isinstance(lead_time, (int, float)) else None,
     )
 
 
@@ -305,5 +325,5 @@ def annotated_pixel_boxes(edits: AnnotationEdits) -> list[dict] | None:
     """The annotator's boxes in pixels as drawn (before token rounding), kept in the ledger for audits."""
     if not edits.has_rectangles:
         return None
-    kept = [{"slot": slot_id(turn, k), "box": box} for (turn, k), box in sorted(edits.boxes.items())]
+    kept = [{"slot": f"t{turn}b{k}", "box": box} for (turn, k), box in sorted(edits.boxes.items())]
     return kept + [{"slot": None, "box": box} for box in edits.new_boxes]

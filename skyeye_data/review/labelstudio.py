@@ -6,47 +6,47 @@ into the SDK client's Authorization header and nowhere else (never into a URL, a
 One review name maps to up to three projects, one per labeling config in ``review/``:
 ``NAME · caption_vqa``, ``NAME · grounding``, ``NAME · conversa`` (a project has one config).
 
-Images are served by Label Studio's local-files storage: push copies the queued images out of the
-build's images table into ``<document root>/skyeye-review/<name>/`` and connects that folder to the
-project, so task URLs are plain ``/data/local-files/?d=...`` paths behind Label Studio's own login.
+Images: push sends a browser-displayable copy of each queued image (:mod:`.images`), uploaded
+through the API by default (the server may run elsewhere, local-files serving off), or written into
+the server's local-files document root (``--images local-files``, a shared filesystem only).
+
+Projects carry ``review/GUIDELINES.md`` as their instructions (shown before labeling), and
+``maximum_annotations`` (Label Studio's overlap) when more than one annotator should see a task.
 
 Push is idempotent: each task's data carries the sample id and content fingerprint, and a sample
 whose (id, fingerprint) already has a task in the project is not imported again. Pull reads the
-project's tasks page by page and records each page's verdicts in one ledger transaction; the ledger
-records each annotation once, so an interrupted pull is simply run again.
+project's tasks page by page (:mod:`.pull`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from skyeye_data.io import atomic_path
-from skyeye_data.review.corrections import (
-    ANSWER_CONTROL,
-    TaskDataError,
-    conversation_rectangles,
-    verdict_from_task,
+from skyeye_data.review.images import (
+    IMAGE_PROJECT_CONFIG,
+    ImageError,
+    LocalFilesStore,
+    UploadStore,
+    display_copy,
+    display_name,
 )
-from skyeye_data.review.ledger import ReviewLedger, Verdict
 from skyeye_data.review.queue import QueuedSample, read_images
+from skyeye_data.review.tasks import KINDS, MODEL_VERSION, review_kind, task_key, task_payload
 
 log = logging.getLogger(__name__)
 
 URL_ENV = "LABEL_STUDIO_URL"
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
-KINDS = ("caption_vqa", "grounding", "conversa")
-GROUNDING_TASKS = {"refer", "identify", "detection", "grounding"}
 IMAGE_FOLDER = "skyeye-review"
-MODEL_VERSION = "skyeye-sample"
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "review"
+GUIDELINES = CONFIG_DIR / "GUIDELINES.md"
 
 
 class ReviewBridgeError(RuntimeError):
@@ -76,6 +76,10 @@ def connect(timeout_s: float = 60.0):
     return LabelStudio(base_url=url.rstrip("/"), api_key=key, timeout=timeout_s)
 
 
+def has_settings() -> bool:
+    return bool(os.environ.get(URL_ENV, "").strip() and os.environ.get(API_KEY_ENV, "").strip())
+
+
 def document_root(explicit: Path | None = None) -> Path:
     root = explicit or (Path(os.environ[DOCUMENT_ROOT_ENV]) if os.environ.get(DOCUMENT_ROOT_ENV) else None)
     if root is None:
@@ -86,6 +90,15 @@ def document_root(explicit: Path | None = None) -> Path:
     if not Path(root).is_dir():
         raise ReviewBridgeError(f"local-files document root {root} is not a folder")
     return Path(root).resolve()
+
+
+def guidelines_html() -> str:
+    """review/GUIDELINES.md as the HTML Label Studio shows as the project's instructions."""
+    from markdown_it import MarkdownIt
+
+    if not GUIDELINES.exists():
+        raise ReviewBridgeError(f"{GUIDELINES} is missing (it ships in the project's review/ folder)")
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(GUIDELINES.read_text(encoding="utf-8"))
 
 
 # -- projects -----------------------------------------------------------------------------------------
@@ -109,17 +122,41 @@ def find_project(client, title: str) -> int | None:
     return None
 
 
-def ensure_project(client, title: str, kind: str) -> int:
+def project_settings(kind: str, overlap: int) -> dict[str, Any]:
+    return {
+        "label_config": label_config(kind),
+        "expert_instruction": guidelines_html(),
+        "show_instruction": True,
+        "show_skip_button": True,
+        "maximum_annotations": overlap,  # Label Studio's overlap: annotators per task
+        "show_collab_predictions": True,  # the sample's answer and boxes appear pre-filled ...
+        "model_version": MODEL_VERSION,  # ... from the predictions push writes
+    }
+
+
+def ensure_project(client, title: str, kind: str, overlap: int = 1) -> int:
+    """The project (created, or brought up to date: config, instructions, overlap)."""
+    settings = project_settings(kind, overlap)
+    existing = find_project(client, title)
+    if existing is not None:
+        client.projects.update(id=existing, **settings)
+        return existing
+    project = client.projects.create(
+        title=title, description="SkyEye samples waiting for human review (pushed by `skyeye review push`).", **settings
+    )
+    return int(project.id)
+
+
+def ensure_image_project(client, name: str) -> int:
+    """The project that holds a review's uploaded images (see :mod:`.images`); it has no tasks."""
+    title = project_title(name, "images")
     existing = find_project(client, title)
     if existing is not None:
         return existing
     project = client.projects.create(
-        title=title,
-        label_config=label_config(kind),
-        description="SkyEye samples waiting for human review (pushed by `skyeye review push`).",
-        show_collab_predictions=True,  # the sample's answer and boxes appear pre-filled ...
-        model_version=MODEL_VERSION,  # ... from the predictions push writes
-    )
+        title=title, label_config=IMAGE_PROJECT_CONFIG,
+        description=f"Images of the SkyEye review {name!r} (uploaded by `skyeye review push`); no tasks: label in the other projects.",
+    )  # fmt: skip
     return int(project.id)
 
 
@@ -138,73 +175,6 @@ def slug(name: str) -> str:
 
 
 # -- tasks --------------------------------------------------------------------------------------------
-
-
-def review_kind(sample: Mapping[str, Any]) -> str:
-    users = [t for t in sample["conversation"] if t["role"] == "user"]
-    if len(users) > 1 or sample.get("task") == "conversation":
-        return "conversa"
-    if sample.get("task") in GROUNDING_TASKS or "{<" in json.dumps(sample["conversation"]):
-        return "grounding"
-    return "caption_vqa"
-
-
-IMAGE_SUFFIX = {"jpeg": "jpg", "jpg": "jpg", "png": "png", "tif": "tif", "tiff": "tif", "bmp": "bmp", "webp": "webp"}
-
-
-def image_file_name(image_id: str, image_format: str) -> str:
-    return f"{image_id}.{IMAGE_SUFFIX.get((image_format or 'png').lower(), 'img')}"
-
-
-def local_file_url(folder: Path, root: Path, file_name: str) -> str:
-    return f"/data/local-files/?d={(folder / file_name).relative_to(root).as_posix()}"
-
-
-def task_payload(queued: QueuedSample, image: Mapping[str, Any], image_url: str) -> dict[str, Any]:
-    """A Label Studio task: the data shown (and read back by pull) and the sample as a prediction."""
-    sample = queued.sample
-    conversation = [{"role": t["role"], "content": t["content"]} for t in sample["conversation"]]
-    width, height = int(image["width"]), int(image["height"])
-    users = [t["content"] for t in conversation if t["role"] == "user"]
-    answers = [t["content"] for t in conversation if t["role"] == "assistant"]
-    data = {
-        "image": image_url,
-        "sample_id": sample["id"],
-        "fingerprint": queued.fingerprint,
-        "source": sample["source"],
-        "task": sample.get("task"),
-        "image_ids": list(sample["image_ids"]),
-        "width": width,
-        "height": height,
-        "reasons": ", ".join(queued.reasons),
-        "instruction": users[-1] if users else "",
-        "answer": answers[-1] if answers else "",
-        "dialog": [dict(turn, index=i) for i, turn in enumerate(conversation)],
-    }
-    return {"data": data, "predictions": [{"model_version": MODEL_VERSION, "result": prediction_result(review_kind(sample), conversation, width, height)}]}
-
-
-def prediction_result(kind: str, conversation: list[dict[str, str]], width: int, height: int) -> list[dict]:
-    """The sample as Label Studio pre-annotations: its boxes as rectangles, its texts in the editors."""
-    result = [] if kind == "caption_vqa" else conversation_rectangles(conversation, width, height)
-    if kind == "conversa":
-        for i, turn in enumerate(conversation):
-            result.append(_textarea(f"correction_{i}", f"turn_{i}", turn["content"], f"text{i}"))
-    else:
-        answers = [t["content"] for t in conversation if t["role"] == "assistant"]
-        if answers:
-            result.append(_textarea(ANSWER_CONTROL, "image", answers[-1], "answer"))
-    return result
-
-
-def _textarea(control: str, target: str, text: str, region_id: str) -> dict[str, Any]:
-    return {"id": region_id, "from_name": control, "to_name": target, "type": "textarea", "value": {"text": [text]}}
-
-
-def task_key(data: Mapping[str, Any]) -> tuple[str, str] | None:
-    if "sample_id" in data and "fingerprint" in data:
-        return (str(data["sample_id"]), str(data["fingerprint"]))
-    return None
 
 
 def task_pages(client, project_id: int, page_size: int, fields: str = "all") -> Iterator[list]:
@@ -245,7 +215,13 @@ class PushSummary:
     imported: dict[str, int] = field(default_factory=dict)  # kind → new tasks
     already_there: dict[str, int] = field(default_factory=dict)  # kind → samples with a task already
     missing_images: list[str] = field(default_factory=list)  # sample ids whose image is not in the build
+    bad_images: list[str] = field(default_factory=list)  # sample ids whose image cannot be decoded
     projects: dict[str, int] = field(default_factory=dict)  # title → id
+
+
+def labeling_url(project_id: int) -> str:
+    """The labeling stream: Submit moves to the next task (opening a task from the list does not)."""
+    return f"/projects/{project_id}/data?labeling=1"
 
 
 def push(
@@ -253,15 +229,22 @@ def push(
     out: Path,
     name: str,
     queued: Sequence[QueuedSample],
-    root: Path,
+    *,
+    images: str = "upload",
+    root: Path | None = None,
     batch_size: int = 100,
     retries: int = 3,
+    overlap: int = 1,
     advance: Advance = _no_progress,
 ) -> PushSummary:
-    """Import the queued samples as tasks of the review projects (only the ones not there yet)."""
+    """Import the queued samples as tasks of the review projects (only the ones not there yet).
+
+    Batches are imported one by one; a crash leaves whole batches on the server, and the next push
+    imports only the samples that have no task yet (resumable).
+    """
     summary = PushSummary()
-    folder = root / IMAGE_FOLDER / slug(name)
-    folder.mkdir(parents=True, exist_ok=True)
+    store = None
+    shown: dict[str, str | None] = {}  # image id → its display copy's URL (None: undecodable), across batches
     by_kind: dict[str, list[QueuedSample]] = {}
     for item in queued:
         by_kind.setdefault(review_kind(item.sample), []).append(item)
@@ -270,44 +253,60 @@ def push(
         if not items:
             continue
         title = project_title(name, kind)
-        project_id = ensure_project(client, title, kind)
+        project_id = ensure_project(client, title, kind, overlap)
         summary.projects[title] = project_id
-        ensure_local_storage(client, project_id, folder)
+        store = store or _image_store(client, images, root, name)
+        if isinstance(store, LocalFilesStore):
+            ensure_local_storage(client, project_id, store.folder)
         existing = existing_task_keys(client, project_id)
         new = [q for q in items if (q.sample["id"], q.fingerprint) not in existing]
         summary.already_there[kind] = len(items) - len(new)
         advance(len(items) - len(new))
-        payloads = _payloads_with_images(out, new, folder, root, summary)
-        advance(len(new) - len(payloads))
         imported = 0
-        for start in range(0, len(payloads), batch_size):
-            batch = payloads[start : start + batch_size]
-            imported += import_batch(client, project_id, batch, retries)
+        for start in range(0, len(new), batch_size):
+            batch = new[start : start + batch_size]
+            payloads = _payloads_with_images(out, batch, store, summary, shown)
+            imported += import_batch(client, project_id, payloads, retries)
             advance(len(batch))
         summary.imported[kind] = imported
     return summary
 
 
-def _payloads_with_images(out: Path, items: list[QueuedSample], folder: Path, root: Path, summary: PushSummary) -> list[dict]:
+def _image_store(client, images: str, root: Path | None, name: str):
+    if images == "upload":
+        return UploadStore(client, ensure_image_project(client, name))
+    if images == "local-files":
+        return LocalFilesStore(document_root(root), document_root(root) / IMAGE_FOLDER / slug(name))
+    raise ReviewBridgeError(f"unknown image transport {images!r} (upload or local-files)")
+
+
+def _payloads_with_images(out: Path, items: list[QueuedSample], store, summary: PushSummary, shown: dict) -> list[dict]:
     images = read_images(out, (q.sample["image_ids"][0] for q in items if q.sample["image_ids"]))
+    copies: dict[str, bytes] = {}
+    names: dict[str, str] = {}
+    for image_id, image in images.items():
+        if image_id in shown:
+            continue
+        try:
+            data, extension = display_copy(image["bytes"], image.get("format"))
+        except ImageError as error:
+            log.warning("image %s: %s", image_id, error)
+            shown[image_id] = None
+            continue
+        names[image_id] = display_name(image_id, extension)
+        copies[names[image_id]] = data
+    urls = store.urls_for(copies)
+    shown.update({image_id: urls[name] for image_id, name in names.items()})
     payloads = []
     for item in items:
         image_id = item.sample["image_ids"][0] if item.sample["image_ids"] else None
-        image = images.get(image_id)
-        if image is None:
+        if image_id not in images:
             summary.missing_images.append(item.sample["id"])
-            continue
-        file_name = image_file_name(image_id, image.get("format") or "png")
-        write_image_once(folder / file_name, image["bytes"])
-        payloads.append(task_payload(item, image, local_file_url(folder, root, file_name)))
+        elif shown.get(image_id) is None:
+            summary.bad_images.append(item.sample["id"])
+        else:
+            payloads.append(task_payload(item, images[image_id], shown[image_id]))
     return payloads
-
-
-def write_image_once(path: Path, data: bytes) -> None:
-    if path.exists():
-        return  # named by content hash: an existing file already holds these bytes
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def import_batch(client, project_id: int, batch: list[dict], retries: int) -> int:
@@ -342,79 +341,3 @@ def _transient(error: Exception) -> bool:
     if isinstance(error, ApiError):
         return error.status_code is None or error.status_code >= 500 or error.status_code == 429
     return isinstance(error, (httpx.TransportError, OSError))
-
-
-# -- pull and import ------------------------------------------------------------------------------------
-
-
-@dataclass
-class PullSummary:
-    tasks: int = 0
-    annotations: int = 0
-    recorded: int = 0  # rows added or updated in the ledger
-    no_verdict: int = 0  # skipped annotations, or neither a decision nor an edit
-    invalid: int = 0  # tasks whose data no longer matches their fingerprint
-    projects: dict[str, int] = field(default_factory=dict)
-
-
-def verdicts_of_tasks(tasks: Iterable[Mapping[str, Any]], summary: PullSummary) -> list[Verdict]:
-    """The verdicts of a page of tasks (plain dicts: id, data, project, annotations)."""
-    verdicts = []
-    for task in tasks:
-        summary.tasks += 1
-        for annotation in task.get("annotations") or []:
-            summary.annotations += 1
-            try:
-                verdict = verdict_from_task(task, annotation, task.get("project"))
-            except TaskDataError as error:
-                summary.invalid += 1
-                log.warning("task %s, annotation %s ignored: %s", task.get("id"), annotation.get("id"), error)
-                continue
-            if verdict is None:
-                summary.no_verdict += 1
-            else:
-                verdicts.append(verdict)
-    return verdicts
-
-
-def _task_dict(task, project_id: int) -> dict[str, Any]:
-    return {"id": task.id, "data": task.data or {}, "project": project_id, "annotations": task.annotations or []}
-
-
-def pull(client, name: str, ledger: ReviewLedger, page_size: int = 100, advance: Advance = _no_progress) -> PullSummary:
-    """Record the verdicts of every review project of ``name``; one ledger transaction per page."""
-    summary = PullSummary()
-    for kind in KINDS:
-        title = project_title(name, kind)
-        project_id = find_project(client, title)
-        if project_id is None:
-            continue
-        summary.projects[title] = project_id
-        for page in task_pages(client, project_id, page_size):
-            verdicts = verdicts_of_tasks((_task_dict(t, project_id) for t in page), summary)
-            summary.recorded += ledger.record(verdicts)
-            advance(len(page))
-    if not summary.projects:
-        raise ReviewBridgeError(f"no review project named {name!r} on the server (push creates them)")
-    return summary
-
-
-def load_export(path: Path) -> list[dict[str, Any]]:
-    try:
-        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ReviewBridgeError(f"cannot read the Label Studio export {path}: {error}") from error
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) and "data" in t and "id" in t for t in tasks):
-        raise ReviewBridgeError(f"{path} is not a Label Studio JSON export (a list of tasks with id, data, annotations)")
-    return tasks
-
-
-def import_export(path: Path, ledger: ReviewLedger, batch_size: int = 500, advance: Advance = _no_progress) -> PullSummary:
-    """Record the verdicts of a Label Studio JSON export file, offline (the same verdicts a pull gives)."""
-    summary = PullSummary()
-    tasks = load_export(path)
-    for start in range(0, len(tasks), batch_size):
-        page = tasks[start : start + batch_size]
-        summary.recorded += ledger.record(verdicts_of_tasks(page, summary))
-        advance(len(page))
-    return summary

@@ -5,6 +5,11 @@ changes a sample's content makes the old verdict inapplicable instead of wrong. 
 annotation is recorded once (UNIQUE task/annotation id): pulling again, or importing an export of
 the same project, adds nothing twice; an annotation edited later in Label Studio replaces its row.
 Writers use one transaction per batch, so an interrupted pull leaves whole batches or nothing.
+
+Re-review: a ``corrected`` verdict stores the fingerprint of the content it produced
+(``corrected_fingerprint``). A later review of that corrected content is keyed by it, so the rows of
+one sample form a chain, original fingerprint → corrected content → later verdicts, which
+:mod:`skyeye_data.review.apply` follows to the latest verdict.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator, Literal
 
@@ -33,13 +37,17 @@ CREATE TABLE IF NOT EXISTS verdicts (
     project_id             INTEGER,
     task_id                INTEGER NOT NULL,
     annotation_id          INTEGER NOT NULL,
+    corrected_fingerprint  TEXT,            -- fingerprint of the corrected content, only for 'corrected'
+    lead_time_s            REAL,            -- seconds the annotator spent (Label Studio's lead_time)
     UNIQUE (task_id, annotation_id),
     CHECK ((verdict = 'corrected') = (corrected_conversation IS NOT NULL))
 );
 CREATE INDEX IF NOT EXISTS verdicts_by_sample ON verdicts (sample_id, fingerprint);
 CREATE TABLE IF NOT EXISTS ledger_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# columns added since schema 1: a ledger written by an older toolkit is upgraded in place
+ADDED_COLUMNS = {"corrected_fingerprint": "TEXT", "lead_time_s": "REAL"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class Verdict:
     project_id: int | None = None
     corrected_conversation: list[dict[str, str]] | None = None
     corrected_boxes: list | None = None
+    corrected_fingerprint: str | None = None
+    lead_time_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICT_KINDS:
@@ -64,7 +74,7 @@ class Verdict:
 
 _COLUMNS = (
     "sample_id", "fingerprint", "verdict", "corrected_conversation", "corrected_boxes", "annotator",
-    "reviewed_at", "project_id", "task_id", "annotation_id",
+    "reviewed_at", "project_id", "task_id", "annotation_id", "corrected_fingerprint", "lead_time_s",
 )  # fmt: skip
 
 
@@ -80,6 +90,8 @@ def _row_of(verdict: Verdict) -> tuple:
         verdict.project_id,
         verdict.task_id,
         verdict.annotation_id,
+        verdict.corrected_fingerprint,
+        verdict.lead_time_s,
     )
 
 
@@ -95,6 +107,8 @@ def _verdict_of(row: sqlite3.Row) -> Verdict:
         project_id=row["project_id"],
         corrected_conversation=None if row["corrected_conversation"] is None else json.loads(row["corrected_conversation"]),
         corrected_boxes=None if row["corrected_boxes"] is None else json.loads(row["corrected_boxes"]),
+        corrected_fingerprint=row["corrected_fingerprint"],
+        lead_time_s=row["lead_time_s"],
     )
 
 
@@ -106,10 +120,6 @@ ON CONFLICT (task_id, annotation_id) DO UPDATE SET
     {", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("task_id", "annotation_id"))}
 WHERE excluded.reviewed_at > verdicts.reviewed_at
 """
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class ReviewLedger:
@@ -126,7 +136,11 @@ class ReviewLedger:
         with self.transaction():
             for statement in _statements(SCHEMA):
                 self._db.execute(statement)
-            self._db.execute("INSERT OR IGNORE INTO ledger_info VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(verdicts)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE verdicts ADD COLUMN {column} {kind}")
+            self._db.execute("INSERT OR REPLACE INTO ledger_info VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         self._db.close()

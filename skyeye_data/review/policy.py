@@ -24,6 +24,7 @@ from typing import Any, Callable, Literal, Mapping, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from skyeye_data.boxes import parse_boxes
+from skyeye_data.review.chain import ConflictRule
 
 FlagName = Literal[
     "tiny_box",
@@ -37,6 +38,7 @@ FlagName = Literal[
 FLAG_NAMES: tuple[str, ...] = get_args(FlagName)
 REQUIRED_SOURCE = "required_source"
 AUDIT = "audit"
+SECOND_LOOK = "second_look"  # a corrected sample sent back for another review
 
 DEFAULT_REQUIRED_SOURCES = ["rspg", "era_vqa", "*conversa"]
 _TASK_IDENTIFIER = re.compile(r"^\s*\[(\w+)\]\s*")
@@ -85,6 +87,14 @@ class ReviewPolicy(BaseModel):
 
     ledger: Path | None = Field(
         default=None, description="SQLite review ledger; keep it outside the build output so it survives rebuilds"
+    )
+    second_look: bool = Field(
+        default=False,
+        description="send corrected samples back for another review (they stay in training meanwhile); that verdict counts",
+    )
+    conflict: ConflictRule = Field(
+        default="any_reject_wins",
+        description="how verdicts of several annotators on the same content combine: any_reject_wins, majority or latest",
     )
     require_sources: list[str] = Field(
         default_factory=lambda: list(DEFAULT_REQUIRED_SOURCES),

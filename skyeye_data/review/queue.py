@@ -17,9 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skyeye_data.io import atomic_path
+from skyeye_data.review.chain import VerdictChains
 from skyeye_data.review.fingerprint import sample_fingerprint
 from skyeye_data.review.ledger import ReviewLedger
-from skyeye_data.review.policy import ReviewPolicy
+from skyeye_data.review.policy import SECOND_LOOK, ReviewPolicy
+from skyeye_data.tables import REVIEW_QUEUE_SCHEMA
 
 SAMPLES_DIR = "samples"
 QUEUE_DIR = "review-queue"
@@ -68,28 +70,54 @@ class QueueSummary:
 def review_queue(
     samples: Iterable[dict[str, Any]], policy: ReviewPolicy, ledger: ReviewLedger | None = None, summary: QueueSummary | None = None
 ) -> Iterator[QueuedSample]:
-    """The routed samples that have no verdict for their current content, with their reasons."""
+    """The samples that wait for a verdict, with their reasons.
+
+    A routed sample waits while its content has no verdict. A corrected sample (its chain of
+    verdicts ends in a correction, or it *is* the corrected content) waits only when the policy asks
+    for a ``second_look``; it is queued with the corrected content, whose verdict then counts.
+    """
     summary = summary if summary is not None else QueueSummary()
-    reviewed = ledger.reviewed_keys() if ledger is not None else set()
+    chains = VerdictChains(ledger.verdicts() if ledger is not None else (), policy.conflict)
     seen: set[tuple[str, str]] = set()
     for sample in samples:
         summary.scanned += 1
-        reasons = policy.route(sample)
-        if not reasons:
+        pending = _pending(sample, policy, chains, summary)
+        if pending is None:
             continue
-        fingerprint = sample_fingerprint(sample)
-        key = (sample["id"], fingerprint)
-        if key in reviewed:
-            summary.reviewed += 1
-            continue
+        queued = QueuedSample(*pending)
+        key = (queued.sample["id"], queued.fingerprint)
         if key in seen:  # the same content in two tables (re-included): review it once
             continue
         seen.add(key)
         summary.by_source[sample["source"]] += 1
-        for reason in reasons:
+        for reason in queued.reasons:
             summary.by_reason[reason] += 1
             summary.by_source_reason[(sample["source"], reason)] += 1
-        yield QueuedSample(sample, fingerprint, reasons)
+        yield queued
+
+
+def _pending(sample: dict[str, Any], policy: ReviewPolicy, chains: VerdictChains, summary: QueueSummary):
+    """(sample as it must be reviewed, its fingerprint, reasons), or None when nothing waits."""
+    fingerprint = sample_fingerprint(sample)
+    if sample["id"] in chains.reviewed_ids:
+        chain = chains.chain(sample["id"], fingerprint, sample["image_ids"])
+        last = chain[-1] if chain else None
+        if last is not None and last.verdict == "corrected":
+            if not policy.second_look:
+                summary.reviewed += 1
+                return None
+            corrected = {**sample, "conversation": last.corrected_conversation}
+            return corrected, sample_fingerprint(corrected), [SECOND_LOOK]
+        if last is not None:
+            summary.reviewed += 1
+            return None
+        if chains.produced_by_review(sample["id"], fingerprint, sample["image_ids"]):
+            if not policy.second_look:
+                summary.reviewed += 1
+                return None
+            return sample, fingerprint, [SECOND_LOOK]
+    reasons = policy.route(sample)
+    return (sample, fingerprint, reasons) if reasons else None
 
 
 def read_images(out: Path, image_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -110,7 +138,7 @@ def read_images(out: Path, image_ids: Iterable[str]) -> dict[str, dict[str, Any]
 def write_review_queue(out: Path, samples: Iterable[dict[str, Any]], schema: pa.Schema | None = None) -> list[Path]:
     """Write held-back samples to ``OUT/review-queue/queue-NNNNN.parquet`` (each file atomically)."""
     if schema is None:
-        from skyeye_data.compile.samples import SAMPLES_SCHEMA as schema  # noqa: N811 (the one schema)
+        schema = REVIEW_QUEUE_SCHEMA
     directory = Path(out) / QUEUE_DIR
     written: list[Path] = []
     chunk: list[dict[str, Any]] = []

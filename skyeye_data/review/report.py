@@ -21,6 +21,19 @@ class AnnotatorStats:
     verdicts: Counter = field(default_factory=Counter)  # verdict kind → count
     pairs: int = 0  # verdict pairs with another annotator on the same content
     exact_agreements: int = 0
+    tasks: set = field(default_factory=set)  # Label Studio task ids annotated
+    lead_times: list = field(default_factory=list)  # seconds per annotation (Label Studio's lead_time)
+
+    @property
+    def total(self) -> int:
+        return sum(self.verdicts.values())
+
+    def rate(self, kind: str) -> float:
+        return self.verdicts[kind] / self.total if self.total else 0.0
+
+    @property
+    def seconds_per_task(self) -> float | None:
+        return sum(self.lead_times) / len(self.lead_times) if self.lead_times else None
 
 
 @dataclass
@@ -52,7 +65,11 @@ def latest_per_annotator(verdicts: list[Verdict]) -> dict[tuple[str, str], dict[
 def review_report(verdicts: list[Verdict]) -> ReviewReport:
     annotators: dict[str, AnnotatorStats] = defaultdict(AnnotatorStats)
     for verdict in verdicts:
-        annotators[verdict.annotator].verdicts[verdict.verdict] += 1
+        stats = annotators[verdict.annotator]
+        stats.verdicts[verdict.verdict] += 1
+        stats.tasks.add(verdict.task_id)
+        if verdict.lead_time_s is not None:
+            stats.lead_times.append(verdict.lead_time_s)
     grouped = latest_per_annotator(verdicts)
     pairs = exact = keep_drop = twice = 0
     for by_annotator in grouped.values():

@@ -34,26 +34,19 @@ Choices every caption source shares (documented once, here):
 
 from __future__ import annotations
 
+import copy
 import json
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Sequence, TextIO
+from typing import Any, ClassVar, Iterator, Sequence
 
-from skyeye_data.io import atomic_path
+from skyeye_data.json_stream import excerpt_of, printable, undecodable_byte
+from skyeye_data import rawfs, safejson
 from skyeye_data.schema import SPLITS, CaptionRecord, Record
-from skyeye_data.sources.base import (
-    ImageProblem,
-    LayoutError,
-    Rejected,
-    Scale,
-    SourceConverter,
-    build_record,
-    image_key,
-    media_fields,
-    probe_image,
-)
+from skyeye_data.textguard import escaped_surrogates_apart
+from skyeye_data.sources.base import FoundLayout, Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import ImageProblem, Rejected, build_record, image_key, media_fields, probe_image
 
 # ---------------------------------------------------------------------------------------------
 # Text
@@ -63,9 +56,6 @@ _WHITESPACE = re.compile(r"\s+")
 # pre-tokenised text puts a space before closing punctuation: "trees , a road ." -> "trees, a road."
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)\]])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[])\s+")
-# surrogateescape maps each undecodable byte 0xNN to the code point U+DC00+0xNN
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-_TOKEN = re.compile(r"[a-z0-9]+")
 _WORD = re.compile(r"\w")  # a caption of punctuation only (" .") is as empty as ""
 
 
@@ -75,22 +65,6 @@ def normalise_caption(text: str) -> str:
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _SPACE_AFTER_OPEN.sub(r"\1", text)
     return text.strip()
-
-
-def undecodable_byte(text: str) -> int | None:
-    """The first byte that was not UTF-8 in ``text`` (decoded with surrogateescape), else None."""
-    match = _ESCAPED_BYTE.search(text)
-    return None if match is None else ord(match.group()) - 0xDC00
-
-
-def printable(text: str) -> str:
-    """``text`` safe to write as UTF-8: undecodable bytes shown as ``\\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def excerpt_of(value: Any) -> str:
-    # ensure_ascii escapes lone surrogates, so the excerpt always encodes
-    return json.dumps(value, ensure_ascii=True)[:300]
 
 
 def head_of(value: Any) -> Any:
@@ -109,14 +83,17 @@ def head_of(value: Any) -> Any:
 
 def load_annotation_json(path: Path, raw_file: str) -> Any | Rejected:
     """The parsed file, or one Rejected saying why it cannot be parsed at all."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise LayoutError(f"{path} cannot be read: {error}") from error
+    try:  # the guarded reader: a FIFO, a device or a symlink out of the raw root is refused, never read
+        data = rawfs.read_bytes(path, "json")
+    except rawfs.RawAccessError as error:
+        return Rejected(raw_file, f"{error.reason}; none of its records can be read")
     # utf-8-sig drops a byte-order mark some editors add; surrogateescape keeps bad bytes visible
-    text = data.decode("utf-8-sig", errors="surrogateescape")
     try:
-        return json.loads(text)
+        text = escaped_surrogates_apart(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        text = data.decode("utf-8-sig", errors="surrogateescape")
+    try:
+        return safejson.loads(text)  # 1,500-deep nesting is a JSONDecodeError here, not a RecursionError
     except json.JSONDecodeError as error:
         # a complete annotation file ends with its top-level "}" (or "]")
         truncated = (
@@ -149,6 +126,18 @@ class CaptionText:
     value: Any
 
 
+def imgs_archive_layouts(folder: str) -> tuple[Layout, Layout]:
+    """UCM_captions and Sydney_captions: each archive ships ``dataset.json`` and ``imgs.rar``, which
+    extracts to ``imgs/``; public loaders read ``<folder>/dataset.json`` with ``<folder>/imgs`` (found by
+    code search over GitHub). ``images/`` is accepted too (copies that renamed the folder)."""
+    return (
+        Layout("archive", "dataset.json + imgs/<n>.tif",
+               f"the {folder} archive (dataset.json + imgs.rar, extracted to imgs/); public loaders read "
+               f"{folder}/dataset.json with {folder}/imgs"),
+        Layout("images folder", "dataset.json + images/<n>.tif", "inferred: copies that renamed imgs/ to images/"),
+    )  # fmt: skip
+
+
 class CaptionJsonSource(SourceConverter):
     """A captioning source whose annotations are one JSON file next to an image folder.
 
@@ -160,30 +149,67 @@ class CaptionJsonSource(SourceConverter):
     annotation_file: ClassVar[str]  # e.g. "dataset.json"
     image_dir: ClassVar[str]  # e.g. "images"
     required_fields: ClassVar[tuple[str, ...]] = ("filename", "imgid", "split", "sentences")
-    synth: ClassVar["SynthSpec"]
+    published_unit: ClassVar[str] = "images"
 
     # -- layout --------------------------------------------------------------------------------
+    # Every accepted layout is one (annotation folder, image folder) pair of ``layouts``: a Layout
+    # whose ``files`` reads "<annotation path> + <image folder>/..."; the first that exists wins.
+
+    def find_layout(self, raw_dir: Path) -> FoundLayout:
+        super().check_layout(raw_dir)
+        tried_annotations, tried_images = [], []
+        for layout in self.layouts or (Layout("published", f"{self.annotation_file} + {self.image_dir}/", ""),):
+            annotation, images = (part.strip() for part in layout.files.split(" + ", 1))
+            images = images.split("/", 1)[0]
+            tried_annotations.append(annotation)
+            tried_images.append(images + "/")
+            if (raw_dir / annotation).is_file() and (raw_dir / images).is_dir():
+                return FoundLayout(layout, {"annotations": annotation, "images": images + "/"})
+        have_annotation = next((a for a in tried_annotations if (raw_dir / a).is_file()), None)
+        have_images = next((i for i in tried_images if (raw_dir / i).is_dir()), None)
+        found = sorted(p.name + ("/" if p.is_dir() else "") for p in raw_dir.iterdir())[:12]
+        fixes = []
+        if have_annotation is None:
+            fixes.append(f"put {self.annotation_file} at {tried_annotations[0]} (looked for {', '.join(dict.fromkeys(tried_annotations))})")
+        if have_images is None:
+            archive = next((p.name for p in raw_dir.iterdir() if p.is_file() and p.stem in {i.rstrip('/') for i in tried_images}
+                            and p.suffix.lower() in (".rar", ".zip", ".7z", ".tar", ".gz")), None)  # fmt: skip
+            fixes.append(f"extract {archive} in {raw_dir} (it holds the {tried_images[0]} folder)" if archive else
+                         f"put the images in {' or '.join(dict.fromkeys(tried_images))}")  # fmt: skip
+        elif have_annotation is not None:  # both present, but not as one accepted pair
+            fixes.append(f"keep {have_annotation} and {have_images} as one of: "
+                         + "; ".join(layout.files for layout in self.layouts))  # fmt: skip
+        raise LayoutError(
+            f"{self.name}: {raw_dir} is not {self.title} as published (found: {', '.join(found) or 'nothing'}); "
+            + "; ".join(fixes)
+        )
 
     def check_layout(self, raw_dir: Path) -> None:
-        super().check_layout(raw_dir)
-        missing = [
-            name
-            for name, ok in (
-                (self.annotation_file, (raw_dir / self.annotation_file).is_file()),
-                (f"{self.image_dir}/", (raw_dir / self.image_dir).is_dir()),
-            )
-            if not ok
-        ]
-        if missing:
-            raise LayoutError(
-                f"{self.name}: {raw_dir} has no {' and no '.join(missing)}; "
-                f"expected {self.layout} ({self.title} as published)"
-            )
+        self.find_layout(raw_dir)
+
+    def count_raw(self, raw_dir: Path, found: FoundLayout) -> dict[str, int] | None:
+        """Image entries per ``split`` value (the file is parsed, nothing else is read)."""
+        loaded = load_annotation_json(raw_dir / found.paths["annotations"], found.paths["annotations"])
+        if isinstance(loaded, Rejected):
+            return None
+        counts: dict[str, int] = {}
+        for entry in self.entries(loaded):
+            value = getattr(entry, "value", None)
+            split = value.get("split") if isinstance(value, dict) else None
+            key = split.strip().lower() if isinstance(split, str) else "(no split)"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     # -- reading ------------------------------------------------------------------------------
 
     def records(self, raw_dir: Path) -> Iterator[Record | Rejected]:
-        self.check_layout(raw_dir)
+        found = self.find_layout(raw_dir)
+        # the reading code names files through annotation_file / image_dir: a view with the found ones
+        view = copy.copy(self)
+        view.annotation_file, view.image_dir = found.paths["annotations"], found.paths["images"].rstrip("/")
+        yield from view._records(raw_dir)
+
+    def _records(self, raw_dir: Path) -> Iterator[Record | Rejected]:
         loaded = load_annotation_json(raw_dir / self.annotation_file, self.annotation_file)
         if isinstance(loaded, Rejected):
             yield loaded
@@ -302,6 +328,10 @@ class CaptionJsonSource(SourceConverter):
         # the name is joined to a folder: refuse anything that could leave it
         if not filename.strip() or "/" in filename or "\\" in filename or filename in (".", ".."):
             return f"filename {filename!r} is not a plain file name"
+        try:  # NUL, over 255 bytes: refused before any filesystem call
+            rawfs.check_name(filename, "filename")
+        except rawfs.RawAccessError as error:
+            return error.reason
         return None
 
     @staticmethod
@@ -319,32 +349,6 @@ class CaptionJsonSource(SourceConverter):
         seen_ids[imgid] = index
         seen_names[stem] = (index, filename)
         return None
-
-    # -- synthesis ----------------------------------------------------------------------------
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        return write_synthetic(self, raw_dir, scale, rng)
-
-    def entry_json(self, filename: str, imgid: int, split: str, captions: list[str], class_name: str) -> dict:
-        """One synthetic image entry in this source's published shape (Karpathy by default)."""
-        first = imgid * 5
-        return {
-            "filename": filename,
-            "imgid": imgid,
-            "sentences": [
-                {"tokens": _TOKEN.findall(caption.lower()), "raw": caption, "imgid": imgid, "sentid": first + k}
-                for k, caption in enumerate(captions)
-            ],
-            "split": split,
-            "sentids": [first + k for k in range(len(captions))],
-        }
-
-    def write_annotation(self, out: TextIO, entries: Iterator[tuple[str, dict]]) -> None:
-        """Stream entries (class name, entry) into the file, in Karpathy shape by default."""
-        out.write('{"images": [')
-        for number, (_, entry) in enumerate(entries):
-            out.write(("," if number else "") + "\n" + json.dumps(entry))
-        out.write(f'\n], "dataset": {json.dumps(self.family)}}}\n')
 
 
 @dataclass
@@ -378,86 +382,3 @@ def _usable_captions(texts: Sequence[CaptionText]) -> CaptionCheck:
             check.dropped.append(f"{text.label} is empty")
             check.flags.add("empty_caption_dropped")
     return check
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthesis
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SynthSpec:
-    """How a source's synthetic copy looks: classes, file names, image size, split sizes."""
-
-    classes: tuple[str, ...]
-    image_size: tuple[int, int]  # the real images' size (mini writes this)
-    paper_splits: dict[str, int]  # images per split at paper scale (the real dataset's)
-    mini_splits: dict[str, int]
-    filename: Callable[[str, int, int], str]  # (class name, number in class, number overall) -> file name
-    image_subdir: Callable[[str], str] | None = None  # class name -> folder under image_dir
-    capitalised: bool = True  # UCM/Sydney/RSITMD/NWPU start with a capital; RSICD is lower case
-    paper_image_size: tuple[int, int] = (8, 8)
-
-
-def write_synthetic(source: CaptionJsonSource, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-    """Write the annotation file and images of ``source`` in its published layout; return images written.
-
-    The JSON is streamed entry by entry, so the paper scale (31.5k NWPU images) stays in bounded memory.
-    Images come in contiguous blocks per class, as in the real files; the split is drawn per image.
-    """
-    from skyeye_data.synth import synth_image  # synth imports the source registry: import late
-
-    spec = source.synth
-    splits = spec.paper_splits if scale == "paper" else spec.mini_splits
-    size = spec.paper_image_size if scale == "paper" else spec.image_size
-    total = sum(splits.values())
-    split_of = [name for name, count in splits.items() for _ in range(count)]
-    rng.shuffle(split_of)
-    per_class = -(-total // len(spec.classes))
-    raw_dir.mkdir(parents=True, exist_ok=True)
-
-    def entries() -> Iterator[tuple[str, dict]]:
-        for number in range(total):
-            class_name = spec.classes[number // per_class]
-            filename = spec.filename(class_name, number % per_class + 1, number + 1)
-            folder = source.image_dir + (f"/{spec.image_subdir(class_name)}" if spec.image_subdir else "")
-            synth_image(raw_dir / folder / filename, *size, seed=f"{source.name}:{filename}")
-            captions = synth_captions(class_name, rng, spec.capitalised)
-            yield class_name, source.entry_json(filename, number, split_of[number], captions, class_name)
-
-    with atomic_path(raw_dir / source.annotation_file) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        source.write_annotation(out, entries())
-    return total
-
-
-_THINGS = ("buildings", "green trees", "roads", "cars", "houses", "bare land", "meadows", "white clouds")
-_TEMPLATES = (
-    "there is {a} {c} in the middle of some {s} .",
-    "some {s} are around the {c} .",
-    "{a} {c} is surrounded by {s} and {t} .",
-    "it is {a} {c} with many {s} .",
-    "many {s} , some {t} and {a} {c} are in this image .",
-    "{a} {c} is near many {s}  .",  # a stray double space: the reader must collapse it
-)
-# how many distinct descriptions an image gets; the rest of its five slots repeat one of them
-_DISTINCT_CHOICES = (1, 1, 2, 3, 5, 5)
-
-
-def synth_captions(class_name: str, rng: random.Random, capitalised: bool = True) -> list[str]:
-    """Five pre-tokenised captions ("... a road ."), repeating the way the real files do.
-
-    UCM and Sydney images often have fewer than five distinct descriptions; the authors repeated
-    one to fill the five slots. A third of synthetic images repeat one caption five times.
-    """
-    noun = class_name.replace("_", " ").lower()
-    if noun.endswith(("al", "residential")):  # "agricultural", "industrial": adjectives, not things
-        noun += " area"
-    article = "an" if noun[0] in "aeiou" else "a"
-
-    def one() -> str:
-        s, t = rng.sample(_THINGS, 2)
-        text = rng.choice(_TEMPLATES).format(a=article, c=noun, s=s, t=t)
-        return text[0].upper() + text[1:] if capitalised else text
-
-    pool = [one() for _ in range(rng.choice(_DISTINCT_CHOICES))]
-    return pool + [rng.choice(pool) for _ in range(5 - len(pool))]

@@ -10,12 +10,18 @@ Both RSVQA datasets (Lobry et al. 2020) publish, per split, three JSON files::
 
 with ``<P>`` = ``LR`` or ``USGS`` and the images at ``<image_dir>/<image id>.tif``.
 
-How the files really work (from the authors' loader and the torchrs loader, which index these
-lists by id): ids are global across splits and, in the full files, a record's ``id`` equals its
-list index. Each split's images file lists *every* image and marks the split's own images
-``"active": true``; the questions and answers files are likewise the full lists. A split is
-therefore "the questions of the images active in that split's images file", and a question file of
-one split holds the questions of the other splits too. Reading rules that follow:
+How the published files were made (github.com/syvlo/RSVQA, ``AutomaticDB/Splits.py``, the script
+that wrote them from the authors' database; read with ``VQA_model/VQALoader.py``): ids are global
+across splits and a record's ``id`` equals its list index. Each split's images file lists *every*
+image: the split's own as the full database entry (``"active": true``), every other one as the stub
+``{"id": N, "active": false}``. Its questions file holds, image by image, the split's own questions
+(withdrawn ones included, ``"active": false`` with all their fields), the id gaps before them filled
+with the same stubs; its answers file likewise for the answers of the split's active questions. A
+stub carries no other field and means "this id belongs to another split": it is passed over, is no
+raw record of this split and is never quarantined (``state.stubs`` counts them). The authors' loader
+reads a split as the ``questions_ids`` of the images active in its images file, each question's
+answer being ``answers[answers_ids[0]]``. Copies that hold the full lists in every split file (no
+stubs; the split's images marked active) are read by the same rules. Reading rules:
 
 - **Home split.** Every images file is read first (they are small) to find each image's home split:
   the split whose images file marks it active. A question is converted only while reading its image's
@@ -43,178 +49,34 @@ one split holds the questions of the other splits too. Reading rules that follow
   bytes that are not UTF-8 are read with ``surrogateescape`` and quarantine the one record holding
   them ("bad encoding"). A duplicate question id quarantines the second occurrence; a missing or
   unreadable image quarantines its questions (each image is probed once: ``probe_image`` is cached).
-- A split whose three files are all absent is not converted (people build what they have); a split
-  with only some of its three files quarantines its questions with the name of the missing file.
+- Every split's three files must be there (:meth:`RsvqaSource.check_layout`): a missing one is a
+  LayoutError naming it, never a split skipped without a word.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import json
-import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, TextIO
+from typing import Any, ClassVar, Iterator
 
-from skyeye_data.io import atomic_path
+
+from skyeye_data.json_stream import JsonStreamError, excerpt_of, iter_json_list, printable, undecodable_byte
 from skyeye_data.schema import Record, VQARecord
 from skyeye_data.sources.base import (
     ImageInfo,
     ImageProblem,
     LayoutError,
     Rejected,
-    Scale,
     SourceConverter,
     build_record,
-    image_key,
     media_fields,
     probe_image,
 )
-from skyeye_data.synth import synth_image
+from skyeye_data.sources._plain_record import plain_vqa_record
 
-# ---------------------------------------------------------------------------------------------
-# Streaming JSON: the elements of the list under one top-level key
-# ---------------------------------------------------------------------------------------------
-
-CHUNK_BYTES = 1 << 20
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
-
-class JsonStreamError(Exception):
-    """The file stops being a readable ``{"key": [...]}`` document; the message is the reason."""
-
-    def __init__(self, reason: str, line: int | None = None, excerpt: str | None = None):
-        super().__init__(reason)
-        self.reason, self.line, self.excerpt = reason, line, excerpt
-
-
-class _Cursor:
-    """A text buffer over a binary file that refills on demand and knows line/column positions."""
-
-    def __init__(self, handle, chunk_bytes: int):
-        self.handle, self.chunk_bytes = handle, chunk_bytes
-        # utf-8-sig drops a byte-order mark; surrogateescape keeps bad bytes visible per record
-        self.decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="surrogateescape")
-        self.buf, self.pos, self.eof = "", 0, False
-        self.lines_before = 0  # newlines in text already dropped from the buffer
-        self.col_before = 0  # characters since the last dropped newline
-
-    def fill(self) -> None:
-        """Drop the consumed text and append the next chunk (or mark the end of the file)."""
-        consumed = self.buf[: self.pos]
-        newlines = consumed.count("\n")
-        if newlines:
-            self.lines_before += newlines
-            self.col_before = len(consumed) - consumed.rfind("\n") - 1
-        else:
-            self.col_before += len(consumed)
-        data = self.handle.read(self.chunk_bytes)
-        self.eof = not data
-        self.buf = self.buf[self.pos :] + self.decoder.decode(data, final=self.eof)
-        self.pos = 0
-
-    def peek(self) -> str:
-        """The next non-whitespace character ('' at the end of the file), without consuming it."""
-        while True:
-            self.pos = _WHITESPACE.match(self.buf, self.pos).end()
-            if self.pos < len(self.buf) or self.eof:
-                return self.buf[self.pos : self.pos + 1]
-            self.fill()
-
-    def expect(self, allowed: str, what: str) -> str:
-        char = self.peek()
-        if not char or char not in allowed:
-            found = "the end of the file (truncated?)" if not char else repr(char)
-            raise self.error(f"expected {what}, found {found}")
-        self.pos += 1
-        return char
-
-    def value(self) -> Any:
-        """Decode the JSON value at the cursor, reading more of the file while it is incomplete."""
-        self.peek()
-        while True:
-            try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as error:
-                if self.eof:
-                    raise self.error(error.msg, error.pos) from None
-                self.fill()
-                continue
-            # a number that ends the buffer may continue in the next chunk
-            if end == len(self.buf) and not self.eof:
-                self.fill()
-                continue
-            self.pos = end
-            return value
-
-    def error(self, message: str, at: int | None = None) -> JsonStreamError:
-        at = self.pos if at is None else at
-        before = self.buf[:at]
-        newlines = before.count("\n")
-        line = self.lines_before + newlines + 1
-        col = at - before.rfind("\n") if newlines else self.col_before + at + 1
-        excerpt = printable(self.buf[max(0, at - 120) : at + 40])
-        return JsonStreamError(f"invalid JSON at line {line} col {col}: {message}", line, excerpt)
-
-
-def iter_json_list(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, Any]]:
-    """Yield ``(index, element)`` for the list under ``key`` of the JSON object in ``path``.
-
-    Reads in chunks: memory stays at one chunk plus one element. Raises :class:`JsonStreamError`
-    (after yielding every element before the problem) when the file is not such a document.
-    """
-    with open(path, "rb") as handle:
-        cursor = _Cursor(handle, chunk_bytes)
-        cursor.expect("{", "a JSON object at the top of the file")
-        found = False
-        if cursor.peek() == "}":
-            cursor.pos += 1
-        else:
-            while True:
-                name = cursor.value()
-                cursor.expect(":", "':' after an object key")
-                if name == key and not found:
-                    found = True
-                    yield from _list_elements(cursor, key)
-                else:
-                    cursor.value()  # another top-level entry: read past it
-                if cursor.expect(",}", "',' or '}' in the top-level object") == "}":
-                    break
-        if cursor.peek():
-            raise cursor.error("extra data after the top-level object")
-        if not found:
-            raise JsonStreamError(f"the file has no top-level {key!r} list")
-
-
-def _list_elements(cursor: _Cursor, key: str) -> Iterator[tuple[int, Any]]:
-    cursor.expect("[", f"a list under {key!r}")
-    if cursor.peek() == "]":
-        cursor.pos += 1
-        return
-    index = 0
-    while True:
-        yield index, cursor.value()
-        index += 1
-        if cursor.expect(",]", f"',' or ']' after element {index - 1} of {key!r}") == "]":
-            return
-
-
-def printable(text: str) -> str:
-    """``text`` safe to write as UTF-8: undecodable bytes shown as ``\\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def undecodable_byte(text: str) -> int | None:
-    match = _ESCAPED_BYTE.search(text)
-    return None if match is None else ord(match.group()) - 0xDC00
-
-
-def excerpt_of(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=True)[:300]
+def is_stub(value: Any) -> bool:
+    """``{"id": N, "active": false}`` and nothing else: Splits.py's filler for an id of another split."""
+    return type(value) is dict and value.get("active") is False and len(value) <= 2 and value.keys() <= {"id", "active"}
 
 
 def _is_int(value: Any) -> bool:
@@ -224,6 +86,13 @@ def _is_int(value: Any) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Layout
 # ---------------------------------------------------------------------------------------------
+
+
+RSVQA_CITATION = (
+    "Lobry, Marcos, Murray, Tuia. RSVQA: Visual Question Answering for Remote Sensing Data. "
+    "IEEE TGRS 58(12), 2020."
+)
+RSVQA_HOMEPAGE = "https://rsvqa.sylvainlobry.com"
 
 
 @dataclass(frozen=True)
@@ -250,6 +119,7 @@ class _ReadState:
     homes: dict[Any, str] = field(default_factory=dict)  # image id -> split tag where it is active
     active_in: dict[Any, list[str]] = field(default_factory=dict)  # image id -> tags where active
     reported: set = field(default_factory=set)  # problems already counted in an earlier split file
+    stubs: int = 0  # question stubs passed over ("not in this split")
 
 
 class RsvqaSource(SourceConverter):
@@ -259,13 +129,12 @@ class RsvqaSource(SourceConverter):
     prefix: ClassVar[str]  # "LR" | "USGS"
     image_dir: ClassVar[str]  # "Images_LR" | "Data"
     splits: ClassVar[tuple[SplitFiles, ...]]
-    synth: ClassVar["RsvqaSynthSpec"]
 
     def file_name(self, tag: str, kind: str) -> str:
         return f"{self.prefix}_split_{tag}_{kind}.json"
 
     def present_splits(self, raw_dir: Path) -> list[SplitFiles]:
-        return [s for s in self.splits if any((raw_dir / self.file_name(s.tag, k)).is_file() for k in _KINDS)]
+        return [s for s in self.splits if any((raw_dir / self.file_name(s.tag, k)).is_file() for k in KINDS)]
 
     def check_layout(self, raw_dir: Path) -> None:
         super().check_layout(raw_dir)
@@ -274,6 +143,27 @@ class RsvqaSource(SourceConverter):
                 f"{self.name}: {raw_dir} holds no {self.file_name('<split>', '<questions|answers|images>')} file; "
                 f"expected {self.layout} ({self.title} as published)"
             )
+        missing = self.missing_files(raw_dir)
+        if missing:
+            raise LayoutError(
+                f"{self.name}: {raw_dir} lacks {', '.join(missing)}: the published {self.title} has the three files "
+                f"of every split ({', '.join(s.tag for s in self.splits)}); download the missing ones from "
+                f"{self.homepage} into {raw_dir} (a split is never skipped silently)"
+            )
+
+    def count_raw(self, raw_dir: Path, found) -> dict[str, int] | None:
+        """Images active in each split's images file (the small file; questions are not read)."""
+        counts: dict[str, int] = {}
+        for files in self.splits:
+            try:
+                counts[files.tag] = sum(1 for _, image in iter_json_list(raw_dir / self.file_name(files.tag, "images"), "images")
+                                        if isinstance(image, dict) and image.get("active", True) is True)  # fmt: skip
+            except JsonStreamError:
+                return None
+        return counts
+
+    def missing_files(self, raw_dir: Path) -> list[str]:
+        return [self.file_name(s.tag, k) for s in self.splits for k in KINDS if not (raw_dir / self.file_name(s.tag, k)).is_file()]
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -323,6 +213,9 @@ class RsvqaSource(SourceConverter):
         all_question_ids: set = set()  # every question id of the file, to find answers without question
         try:
             for index, question in iter_json_list(raw_dir / questions_name, "questions"):
+                if type(question) is dict and len(question) <= 2 and is_stub(question):  # len: the cheap test first
+                    state.stubs += 1  # "not in this split" (Splits.py's padding): no raw record here
+                    continue
                 if isinstance(question, dict) and _is_int(question.get("id")):
                     all_question_ids.add(question["id"])
                 item = self._question(raw_dir, files, state, index, question, answers, seen_questions, missing_answers)
@@ -340,6 +233,8 @@ class RsvqaSource(SourceConverter):
         answers: dict[Any, _Answer] = {}
         try:
             for index, answer in iter_json_list(raw_dir / name, "answers"):
+                if type(answer) is dict and len(answer) <= 2 and is_stub(answer):
+                    continue
                 problem = None
                 if not isinstance(answer, dict) or not _is_int(answer.get("id")):
                     problem = "answer entry without an integer 'id'"
@@ -392,10 +287,12 @@ class RsvqaSource(SourceConverter):
         if isinstance(answer, str):
             return reject(answer, deliberate=answer.startswith("inactive answer"))
         text = question["question"]
-        for label, value in (("question", text), ("answer", answer.text), ("type", question.get("type") or "")):
-            bad = undecodable_byte(value)
-            if bad is not None:
-                return reject(f"bad encoding: {label} '{printable(value)}' holds byte 0x{bad:02X}, which is not UTF-8")
+        qtype = question.get("type") or ""
+        if undecodable_byte(text + answer.text + qtype) is not None:  # one scan; which field, only when found
+            for label, value in (("question", text), ("answer", answer.text), ("type", qtype)):
+                bad = undecodable_byte(value)
+                if bad is not None:
+                    return reject(f"bad encoding: {label} '{printable(value)}' holds byte 0x{bad:02X}, which is not UTF-8")
         image_rel = f"{self.image_dir}/{img_id}.tif"
         info = self._probe(raw_dir, image_rel)
         if isinstance(info, str):
@@ -404,21 +301,18 @@ class RsvqaSource(SourceConverter):
         if len(question["answers_ids"]) > 1:
             items.append(Rejected(name, f"question {qid} lists {len(question['answers_ids'])} answers; the first "
                                   "is kept", raw_index=index, level="part"))  # fmt: skip
-        items.append(
-            build_record(
-                VQARecord,
-                raw_file=name,
-                raw_index=index,
-                source=self.name,
-                record_id=f"{self.name}:{qid}",
-                split=files.split,
-                subset=files.subset,
-                **media_fields(image_rel, image_key(self.family, f"{img_id}.tif"), info),
-                question=text.strip(),
-                answer=answer.text.strip(),
-                question_type=question.get("type") or None,
-            )
+        fields = dict(
+            source=self.name,
+            record_id=f"{self.name}:{qid}",
+            split=files.split,
+            subset=files.subset,
+            # = image_key(family, "<id>.tif"), without building a Path per question (HR: a million)
+            **media_fields(image_rel, f"{self.family}:{img_id}", info),
+            question=text.strip(),
+            answer=answer.text.strip(),
+            question_type=question.get("type") or None,
         )
+        items.append(plain_vqa_record(name, index, fields) or build_record(VQARecord, raw_file=name, raw_index=index, **fields))
         return items
 
     def _probe(self, raw_dir: Path, image_rel: str) -> ImageInfo | str:
@@ -464,13 +358,8 @@ class RsvqaSource(SourceConverter):
                                f"{answer.question_id!r}, which is not in the questions file",
                                raw_index=answer.index)  # fmt: skip
 
-    # -- synthesis ----------------------------------------------------------------------------
 
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        return write_synthetic(self, raw_dir, scale, rng)
-
-
-_KINDS = ("questions", "answers", "images")
+KINDS = ("questions", "answers", "images")
 
 
 def _first_report(state: _ReadState, key: tuple) -> bool:
@@ -496,116 +385,3 @@ def _question_shape_problem(question: Any) -> str | None:
     if question.get("type") is not None and not isinstance(question["type"], str):
         return f"question {question['id']}: 'type' is not text"
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthesis: the full-list layout, streamed
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RsvqaSynthSpec:
-    """What a synthetic copy of one RSVQA dataset looks like."""
-
-    image_size: int  # mini images have the real size; paper images are tiny
-    mini_images: dict[str, int]  # split tag -> images
-    mini_questions_per_image: int
-    paper_images: dict[str, int]
-    paper_questions: dict[str, int]  # split tag -> active questions
-    paper_inactive: int  # withdrawn questions (active: false), spread over the images
-    make_question: Callable[[random.Random], tuple[str, str, str]]  # -> (type, question, answer)
-
-
-def write_synthetic(source: RsvqaSource, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-    """Write the trio of every split in the full-list layout; return the questions written (per split file
-    set, i.e. the distinct raw questions)."""
-    spec = source.synth
-    if scale == "mini":
-        images = dict(spec.mini_images)
-        questions = {tag: n * spec.mini_questions_per_image for tag, n in images.items()}
-        inactive, size = 1, spec.image_size
-    else:
-        images, questions, inactive, size = dict(spec.paper_images), dict(spec.paper_questions), spec.paper_inactive, 8
-    tags = [s.tag for s in source.splits]
-    home: list[str] = [tag for tag in tags for _ in range(images[tag])]  # image id -> home split tag
-    per_image = _questions_per_image(home, questions, inactive, images)
-    image_dir = raw_dir / source.image_dir
-    for img_id, tag in enumerate(home):
-        # mini: real size; paper: tiny images keep the benchmark about annotation handling
-        synth_image(image_dir / f"{img_id}.tif", size, size, seed=f"{source.name}:{img_id}")
-    with _TrioWriters(source, raw_dir, tags) as out:
-        qid = 0
-        for img_id, tag in enumerate(home):
-            active_n, inactive_n = per_image[img_id]
-            qids = list(range(qid, qid + active_n + inactive_n))
-            out.image({"id": img_id, "date_added": 1579865382.0 + img_id, "original_name": f"{img_id}.png",
-                       "people_id": 0, "type": "0", "questions_ids": qids}, tag)  # fmt: skip
-            for number, q in enumerate(qids):
-                qtype, text, answer = spec.make_question(rng)
-                active = number < active_n
-                out.question({"id": q, "date_added": 1579865382.5, "img_id": img_id, "people_id": 0, "type": qtype,
-                              "question": text, "answers_ids": [q], "active": active})  # fmt: skip
-                out.answer({"id": q, "date_added": 1579865382.5, "question_id": q, "people_id": 0,
-                            "answer": answer, "active": active})  # fmt: skip
-            qid += len(qids)
-    return qid
-
-
-def _questions_per_image(home: list[str], questions: dict[str, int], inactive: int, images: dict[str, int]):
-    """(active, inactive) question counts per image: each split's total spread evenly; withdrawn
-    questions go to the first images of the first split (mini: exactly one)."""
-    counts: list[list[int]] = []
-    seen: dict[str, int] = {}
-    for tag in home:
-        k = seen.get(tag, 0)
-        seen[tag] = k + 1
-        base, extra = divmod(questions[tag], images[tag])
-        counts.append([base + (1 if k < extra else 0), 0])
-    for i in range(inactive):
-        counts[i % len(counts)][1] += 1
-    return counts
-
-
-class _TrioWriters:
-    """Streams every split's three files at once. Questions and answers are the same full lists in
-    every split file (serialised once, written to each); the images lists differ only in ``active``."""
-
-    def __init__(self, source: RsvqaSource, raw_dir: Path, tags: list[str]):
-        self.source, self.raw_dir, self.tags = source, raw_dir, tags
-        self.stack = contextlib.ExitStack()
-        self.files: dict[tuple[str, str], TextIO] = {}
-        self.count = dict.fromkeys(_KINDS, 0)
-
-    def __enter__(self) -> "_TrioWriters":
-        self.raw_dir.mkdir(parents=True, exist_ok=True)
-        with self.stack as stack:
-            for tag in self.tags:
-                for kind in _KINDS:
-                    # atomic: each file appears under its name only once it is complete
-                    tmp = stack.enter_context(atomic_path(self.raw_dir / self.source.file_name(tag, kind)))
-                    handle = stack.enter_context(open(tmp, "w", encoding="utf-8"))
-                    handle.write(f'{{"{kind}": [')
-                    self.files[(tag, kind)] = handle
-            self.stack = stack.pop_all()
-        return self
-
-    def _write(self, kind: str, texts: dict[str, str]) -> None:
-        sep = ", " if self.count[kind] else ""
-        self.count[kind] += 1
-        for tag in self.tags:
-            self.files[(tag, kind)].write(sep + texts[tag])
-
-    def image(self, entry: dict, home_tag: str) -> None:
-        self._write("images", {tag: json.dumps({**entry, "active": tag == home_tag}) for tag in self.tags})
-
-    def question(self, entry: dict) -> None:
-        self._write("questions", dict.fromkeys(self.tags, json.dumps(entry)))
-
-    def answer(self, entry: dict) -> None:
-        self._write("answers", dict.fromkeys(self.tags, json.dumps(entry)))
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            for handle in self.files.values():
-                handle.write("]}")
-        return self.stack.__exit__(exc_type, exc, tb)

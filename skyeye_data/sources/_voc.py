@@ -20,6 +20,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import parse as safe_parse
 
+from skyeye_data import rawfs
+
 # DIOR-R writes the four corners of a rotated box as named tags, clockwise from the top left.
 ROBNDBOX_CORNERS = (
     ("x_left_top", "y_left_top"),
@@ -58,7 +60,10 @@ class VocAnnotation:
 def read_voc(path: Path) -> VocAnnotation:
     """Parse one VOC XML file; raise VocError (with a human reason) when the file is unusable."""
     try:
-        root = safe_parse(path).getroot()
+        with rawfs.open_raw(path, "xml") as handle:  # the guarded reader: no FIFO, device or symlink out
+            root = safe_parse(handle).getroot()
+    except rawfs.RawAccessError as error:
+        raise VocError(error.reason) from error
     except DefusedXmlException as error:
         raise VocError(f"unsafe XML refused ({type(error).__name__}: {error})") from error
     except ParseError as error:
@@ -78,9 +83,9 @@ def count_object_tags(path: Path, limit_bytes: int = 16 << 20) -> int:
     broken file must still advance the numbering by the objects it was meant to hold.
     """
     try:
-        with open(path, "rb") as handle:
+        with rawfs.open_raw(path, "xml") as handle:
             return len(_OBJECT_TAG.findall(handle.read(limit_bytes)))
-    except OSError:
+    except (OSError, rawfs.RawAccessError):
         return 0
 
 

@@ -1,5 +1,6 @@
-"""What every source converter is: a class with a name, a task, a documented raw layout, a
-``records`` generator and a ``synthesize`` generator of that layout.
+"""What every source converter is: a class with a name, a task, the dataset's facts (titles,
+benchmark splits, the paper's counts, citation, licence), a documented raw layout and a ``records``
+generator.
 
 Counting contract: for each raw record a converter reads (a caption entry, a question, a text line,
 an annotated object or image), ``records`` yields exactly one item: a record, or a
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,9 +22,12 @@ from PIL import Image, UnidentifiedImageError
 
 from pydantic import BaseModel, ValidationError
 
+from skyeye_data import rawfs
+from skyeye_data.imagecheck import ImageProblem, read_header
 from skyeye_data.schema import Provenance, Record
+from skyeye_data.textguard import TextProblem, clean_fields, safe_text
 
-Scale = Literal["mini", "paper"]
+Scale = Literal["mini", "paper"]  # synthetic corpus sizes (skyeye_data.synth)
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,28 @@ class Rejected:
     def to_json(self, source: str) -> dict:
         return {
             "source": source,
-            "raw_file": self.raw_file,
+            # safe_text: a name or excerpt with a lone surrogate must not stop the quarantine file;
+            # strip_paths: no absolute local path (a library's message, an attacker's id) is written
+            "raw_file": safe_text(self.raw_file),
             "raw_line": self.raw_line,
             "raw_index": self.raw_index,
             "level": self.level,
             "deliberate": self.deliberate,
-            "reason": self.reason,
-            "excerpt": (self.excerpt or "")[:300] or None,
+            "reason": rawfs.strip_paths(safe_text(self.reason)),
+            "excerpt": rawfs.strip_paths(safe_text((self.excerpt or "")[:300])) or None,
         }
 
 
 class SourceConverter:
-    """Base class of a source. Subclasses set the class attributes and implement two methods."""
+    """Base class of a source: everything the toolkit knows about one public dataset.
+
+    Subclasses set the class attributes and implement :meth:`records`. The registry
+    (:mod:`skyeye_data.sources`) is the one place the rest of the toolkit reads these facts from:
+    ``skyeye sources``, the dataset card, the eval shards (``benchmark_splits``), the evaluation
+    report (``short_title``, ``subset_titles``, ``report_rank``) and the paper-table benchmark
+    (``paper_counts``). The synthetic-layout writer of a source lives in
+    ``skyeye_data/synth/<name>.py``, above this layer.
+    """
 
     name: ClassVar[str]
     task: ClassVar[str]
@@ -63,16 +76,34 @@ class SourceConverter:
     media: ClassVar[str] = "image"
     layout: ClassVar[str]  # one line: the files the converter expects under RAW/<name>/
     title: ClassVar[str]  # the dataset's name as published
+    short_title: ClassVar[str] = ""  # the name tables and reports use ("RSVQA-HR"); defaults to ``name``
+    subset_titles: ClassVar[dict[str, str]] = {}  # record subset -> how reports name it
+    # the splits SkyEyeGPT reports scores on: their records become eval shards; () = not a benchmark,
+    # its val/test records are held out
+    benchmark_splits: ClassVar[tuple[str, ...]] = ()
+    # position in the paper's results tables (reports list datasets in this order; None = last)
+    report_rank: ClassVar[int | None] = None
+    # recipe entry (this source, or a mix built mainly from it) -> (the paper's label, the paper's count)
+    paper_counts: ClassVar[dict[str, tuple[str, int]]] = {}
+    # raw records per split in the published release (its counting unit: images, questions, lines, ...)
+    published_splits: ClassVar[dict[str, int]] = {}
     citation: ClassVar[str]
-    license: ClassVar[str]
+    license: ClassVar[str]  # licence name as the authors state it
     homepage: ClassVar[str] = ""
+    # the raw-folder variants this converter accepts, each with where it comes from (``skyeye doctor``)
+    layouts: ClassVar[tuple["Layout", ...]] = ()
+    reads_sources: ClassVar[tuple[str, ...]] = ()  # other sources' folders it reads (RSIVQA: its parents); cache keys cover them
+    published_unit: ClassVar[str] = "records"  # what published_splits counts: "images", "questions", ...
+    published_files: ClassVar[dict[str, int]] = {}  # raw records per published file, where the files are the unit
+
+    @property
+    def license_url(self) -> str:
+        """Where the licence (or the dataset's terms) is written. A converter whose dataset has a licence
+        text sets ``license_url = "..."``; by default the release page (``homepage``) states the terms."""
+        return self.homepage
 
     def records(self, raw_dir: Path) -> Iterator[Record | Rejected]:
         """Read the dataset under ``raw_dir`` (its published layout) and yield records/rejections."""
-        raise NotImplementedError
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        """Write a synthetic copy of the published layout under ``raw_dir``; return raw records written."""
         raise NotImplementedError
 
     def check_layout(self, raw_dir: Path) -> None:
@@ -80,13 +111,50 @@ class SourceConverter:
         if not raw_dir.is_dir():
             raise LayoutError(f"{self.name}: {raw_dir} is not a folder; expected {self.layout}")
 
+    def configured(self, **options) -> "SourceConverter":
+        """This converter with the recipe's per-source options (DOTA: ``version``); none by default."""
+        if options:
+            raise ValueError(f"{self.name}: takes no options (got {', '.join(sorted(options))})")
+        return self
+
+    def count_raw(self, raw_dir: Path, found: "FoundLayout") -> dict[str, int] | None:
+        """Raw records per split (or per file, see ``published_files``) read cheaply from the layout found,
+        without converting (``skyeye doctor``); None when this converter cannot count without converting."""
+        return None
+
+    def find_layout(self, raw_dir: Path) -> "FoundLayout":
+        """Which accepted layout ``raw_dir`` holds (LayoutError naming the folder, what was expected and
+        what was found when none). Converters with several variants override this."""
+        self.check_layout(raw_dir)
+        return FoundLayout(self.layouts[0] if self.layouts else Layout("published", self.layout, ""), {})
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One accepted variant of a dataset's raw folder."""
+
+    name: str  # short id: "archive", "flattened", "torchgeo", ...
+    files: str  # what the folder holds, relative to RAW/<source>/
+    evidence: str  # where the variant comes from: repository + path (or "inferred: why")
+
+
+@dataclass(frozen=True)
+class FoundLayout:
+    """The variant found in a raw folder and where its parts are (role -> path relative to it)."""
+
+    layout: Layout
+    paths: dict[str, str]
+
+    def describe(self) -> str:
+        where = ", ".join(f"{role}: {path}" for role, path in self.paths.items())
+        return f"{self.layout.name} ({self.layout.files})" + (f" — {where}" if where else "")
+
 
 class LayoutError(Exception):
     """The raw folder does not look like the published dataset: nothing can be converted."""
 
 
-class ImageProblem(Exception):
-    """An image that is missing or cannot be read; its message is the quarantine reason."""
+# ImageProblem (an image that is missing or cannot be used) lives in skyeye_data.imagecheck, re-exported here
 
 
 @dataclass(frozen=True)
@@ -95,14 +163,6 @@ class ImageInfo:
     height: int
     sha256: str
     format: str | None
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # DOTA images reach 20000 x 20000 pixels, past PIL's decompression-bomb guard; dataset images are
@@ -121,23 +181,39 @@ def large_images_allowed() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-@lru_cache(maxsize=4096)
 def probe_image(path: Path) -> ImageInfo:
-    """Size from the file header (no full decode) and the sha256 of the bytes.
+    """Size from the file header and the sha256 of the bytes, read through the guarded raw reader
+    (:mod:`skyeye_data.rawfs`: inside the raw root, a regular file, within its size cap) with the
+    recipe's pixel cap (:func:`skyeye_data.imagecheck.read_header`). No full decode here: the
+    build's image store decodes every image once before storing it.
 
-    Cached: RSVQA-HR asks ~100 questions of each image.
+    The guard runs on every call; the header and hash are cached per (path, size, mtime, pixel
+    cap): RSVQA-HR asks ~100 questions of each image.
     """
-    if not path.is_file():
-        raise ImageProblem(f"image file not found: {path.name}")
     try:
-        with large_images_allowed(), Image.open(path) as image:
-            width, height = image.size
-            fmt = image.format
-    except UNREADABLE_IMAGE_ERRORS as error:
-        raise ImageProblem(f"image cannot be read ({type(error).__name__}: {error})") from error
-    if width <= 0 or height <= 0:
-        raise ImageProblem(f"image has no pixels ({width}x{height})")
-    return ImageInfo(width, height, file_sha256(path), fmt)
+        info = rawfs.check_path(path, "image")
+    except rawfs.RawFileMissing:
+        raise ImageProblem(f"image file not found: {Path(path).name}") from None
+    except rawfs.RawAccessError as error:
+        raise ImageProblem(error.reason) from None
+    return _probe_image(Path(path), info.st_size, info.st_mtime_ns, rawfs.current_limits().max_image_pixels)
+
+
+@lru_cache(maxsize=4096)
+def _probe_image(path: Path, size: int, mtime_ns: int, max_pixels: int) -> ImageInfo:  # noqa: ARG001 (cache key)
+    digest = hashlib.sha256()
+    try:
+        with rawfs.open_raw(path, "image") as handle:
+            fmt, width, height = read_header(handle)
+            handle.seek(0)
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except rawfs.RawAccessError as error:
+        raise ImageProblem(error.reason) from None
+    return ImageInfo(width, height, digest.hexdigest(), fmt)
+
+
+probe_image.cache_clear = _probe_image.cache_clear  # type: ignore[attr-defined]
 
 
 def media_fields(image_path: str, key: str, info) -> dict:
@@ -152,6 +228,12 @@ def media_fields(image_path: str, key: str, info) -> dict:
         "width": info.width,
         "height": info.height,
     }
+
+
+def image_fields(raw_dir: Path, image_path: Path, family: str, info, name: str | None = None) -> dict:
+    """:func:`media_fields` of an image file under ``raw_dir``: its path relative to the raw folder and
+    the key ``<family>:<stem of name>`` (``name``: the file name the annotations give, default the file's)."""
+    return media_fields(relpath(image_path, raw_dir), image_key(family, name or image_path.name), info)
 
 
 def image_key(family: str, file_name: str) -> str:
@@ -179,9 +261,14 @@ def build_record(
 ) -> Record | Rejected:
     """Validate one record; a validation failure becomes a Rejected at the same location.
 
-    ``provenance`` is filled from raw_file/raw_line/raw_index.
+    ``provenance`` is filled from raw_file/raw_line/raw_index. The text fields pass
+    :func:`skyeye_data.textguard.clean_fields` first (lone surrogates, control/bidi characters,
+    length cap: stripped with a flag or rejected, as the recipe's ``input:`` section says).
     """
     try:
-        return model(provenance=Provenance(raw_file=raw_file, raw_line=raw_line, raw_index=raw_index), **fields)
+        fields = clean_fields(fields)
+        return model(provenance=Provenance(raw_file=safe_text(raw_file), raw_line=raw_line, raw_index=raw_index), **fields)
+    except TextProblem as error:
+        return Rejected(raw_file, f"text refused: {error}", raw_line=raw_line, raw_index=raw_index)
     except ValidationError as error:
         return Rejected(raw_file, validation_reason(error), raw_line=raw_line, raw_index=raw_index)

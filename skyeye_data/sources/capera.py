@@ -13,11 +13,15 @@ Raw layout (under ``RAW/capera/``)
         {"ERA_caption": [{"video_id": "Baseball_001.mp4",
                           "annotation": {"English_caption": ["five", "caption", "strings", ...]}}, ...]}
 
-    and the videos at ``Videos/Train/<Class>/<video_id>`` and ``Videos/Test/<Class>/<video_id>``,
-    where ``<Class>`` is ERA's class folder (``Baseball``, ``TrafficCollision``, ``NonEvent``, ...) and
-    equals the ``video_id`` without its ``_<NNN>`` number. A ``video_id`` is unique only within its
-    split (ERA numbers each split from 001), so record ids and image keys carry the split.
-    A missing split file is skipped with a warning: people convert what they have.
+    and ERA's videos as its archive extracts: ``Videos/Tra/<Class>/<video_id>`` and
+    ``Videos/Test/<Class>/<video_id>`` (``Tra``, not ``Train``: ../shared/real-samples/README.md,
+    "Published folder layouts"; ``Train`` is accepted as a rename), where ``<Class>`` is ERA's class
+    folder (``Baseball``, ``TrafficCollision``, ``NonEvent``, ...) and equals the ``video_id`` without
+    its ``_<NNN>`` number. A file named with a space before the extension (``Baseball_001 .mp4``, as a
+    public loader reports the archive's names) is the video CapERA's JSON calls ``Baseball_001.mp4``.
+    A ``video_id`` is unique only within its split (ERA numbers each split from 001), so record ids
+    and image keys carry the split. Both JSON files and both video folders are required: a missing
+    one is a LayoutError naming it (the variants: :attr:`CapERASource.layouts`).
 
 Quirks handled
     - A file that is not valid JSON (truncated download) is one record-level rejection
@@ -47,26 +51,17 @@ Citation
 from __future__ import annotations
 
 import json
-import logging
-import random
 from pathlib import Path
 from typing import Any, Iterator
 
-from skyeye_data.io import write_text_atomic
+from skyeye_data import rawfs, safejson
 from skyeye_data.schema import CaptionRecord, Record
 from skyeye_data.sources import register
-from skyeye_data.sources.base import LayoutError, Rejected, Scale, SourceConverter, build_record, media_fields, relpath
-from skyeye_data.sources.era import (
-    FAMILY,
-    class_prefix,
-    find_split_dirs,
-    synthetic_videos,
-    video_key,
-    write_synthetic_video,
-)
+from skyeye_data.sources.base import FoundLayout, Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import Rejected, build_record, media_fields, relpath
+from skyeye_data.sources.era import FAMILY, class_prefix, find_split_dirs, video_key, video_stem
 from skyeye_data.video import VideoError, probe_video
 
-log = logging.getLogger(__name__)
 
 ANNOTATION_FILES: dict[str, str] = {"train": "CapERA_DATASET_train.json", "test": "CapERA_DATASET_test.json"}
 VIDEOS_DIR = "Videos"
@@ -83,18 +78,26 @@ class _AnnotationFileProblem(Exception):
 
 def load_entries(path: Path) -> list[Any]:
     """The ``ERA_caption`` list of one annotation file (small: ~1.5k entries, read whole)."""
-    data = path.read_bytes()
+    try:  # the guarded reader: a FIFO, a device or a symlink out of the raw root is refused, never read
+        data = rawfs.read_bytes(path, "json")
+    except rawfs.RawAccessError as error:
+        raise _AnnotationFileProblem(error.reason) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise _AnnotationFileProblem(f"file is not UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})")
     try:
-        document = json.loads(text)
+        document = safejson.loads(text)  # deep nesting: a JSONDecodeError, not a RecursionError
     except json.JSONDecodeError as error:
         raise _AnnotationFileProblem(f"invalid JSON at line {error.lineno} col {error.colno}: {error.msg}")
     if not isinstance(document, dict) or not isinstance(document.get(TOP_KEY), list):
         raise _AnnotationFileProblem(f'expected {{"{TOP_KEY}": [...]}} at the top of the file')
     return document[TOP_KEY]
+
+
+def _plain_name(file_name: str) -> str:
+    """A video file name without a space before its extension (the key the finder matches on)."""
+    return video_stem(file_name) + Path(file_name).suffix
 
 
 class _VideoFinder:
@@ -108,15 +111,17 @@ class _VideoFinder:
         """(path or None, found outside its class folder)."""
         if self.split_dir is None:
             return None, False
-        expected = self.split_dir / (class_prefix(video_id) or "") / video_id
-        if expected.is_file():
-            return expected, False
+        folder = self.split_dir / (class_prefix(video_id) or "")
+        # the archive's own name, or the same with a space before the extension ("Baseball_001 .mp4")
+        for name in (video_id, f"{video_stem(video_id)} {Path(video_id).suffix}"):
+            if rawfs.present(folder / name):
+                return folder / name, False
         if self._by_name is None:
             self._by_name = {}
             for path in sorted(self.split_dir.rglob("*")):
                 if path.is_file():
-                    self._by_name.setdefault(path.name, []).append(path)
-        matches = self._by_name.get(video_id, [])
+                    self._by_name.setdefault(_plain_name(path.name), []).append(path)
+        matches = self._by_name.get(_plain_name(video_id), [])
         return (matches[0], True) if len(matches) == 1 else (None, False)
 
     def expected_path(self, video_id: str, split: str) -> str:
@@ -130,7 +135,7 @@ class CapERASource(SourceConverter):
     task = "caption"
     family = FAMILY  # the videos are ERA's: one key family, so ERA and CapERA records join
     media = "video"
-    layout = "CapERA_DATASET_{train,test}.json, Videos/{Train,Test}/<Class>/<Class>_NNN.mp4"
+    layout = "CapERA_DATASET_{train,test}.json, Videos/{Tra,Test}/<Class>/<Class>_NNN.mp4 (ERA's archive)"
     title = "CapERA: Captioning Events in Aerial Videos"
     citation = (
         "Bashmal, L., Bazi, Y., Al Rahhal, M. M., Zuair, M., Melgani, F. CapERA: Captioning Events in "
@@ -138,20 +143,51 @@ class CapERASource(SourceConverter):
     )
     license = "research use (videos: ERA, academic use only)"
     homepage = "https://doi.org/10.3390/rs15082139"
+    short_title = "CapERA"
+    benchmark_splits = ("test",)
+    report_rank = 5
+    paper_counts = {"capera": ("CapERA", 7_400)}
+    published_splits = {"train": 1473, "test": 1391}  # videos (the JSON files' entries)
+    published_unit = "videos"
+    layouts = (
+        Layout("archive", "CapERA_DATASET_{train,test}.json + Videos/Tra/<Class>/*.mp4 + Videos/Test/<Class>/*.mp4",
+               "CapERA's two JSON files beside ERA's archive as extracted (../shared/real-samples/README.md, "
+               "'Published folder layouts': public loaders read Videos/Tra and Videos/Test)"),
+        Layout("renamed split folder", "CapERA_DATASET_{train,test}.json + Videos/Train/<Class>/... + Videos/Test/...",
+               "inferred: copies that renamed Tra/ to Train/ (accepted, reported)"),
+    )  # fmt: skip
 
     def check_layout(self, raw_dir: Path) -> None:
+        self.find_layout(raw_dir)
+
+    def find_layout(self, raw_dir: Path) -> FoundLayout:
         super().check_layout(raw_dir)
-        if not any((raw_dir / name).is_file() for name in ANNOTATION_FILES.values()):
-            raise LayoutError(f"capera: neither {' nor '.join(ANNOTATION_FILES.values())} in {raw_dir}; expected {self.layout}")
+        missing = [name for name in ANNOTATION_FILES.values() if not (raw_dir / name).is_file()]
+        splits = find_split_dirs(raw_dir / VIDEOS_DIR)
+        lacking = [s for s in ANNOTATION_FILES if s not in splits]
+        if missing or lacking:  # both splits are published: one absent is an error, never skipped
+            found = sorted(p.name + ("/" if p.is_dir() else "") for p in raw_dir.iterdir())[:10]
+            fixes = [f"put {name} (CapERA release) in {raw_dir}" for name in missing] + [
+                f"extract ERA's Videos/{'Tra' if s == 'train' else 'Test'}/ into {raw_dir / VIDEOS_DIR}" for s in lacking
+            ]
+            raise LayoutError(f"capera: {raw_dir} is incomplete (found: {', '.join(found) or 'nothing'}); "
+                              + "; ".join(fixes) + f"; expected {self.layout}")  # fmt: skip
+        paths = {"annotations": ", ".join(ANNOTATION_FILES.values())}
+        paths.update({s: p.relative_to(raw_dir).as_posix() + "/" for s, p in splits.items()})
+        return FoundLayout(self.layouts[0 if splits["train"].name.lower() == "tra" else 1], paths)
+
+    def count_raw(self, raw_dir: Path, found: FoundLayout) -> dict[str, int] | None:
+        """Entries of each split's JSON file."""
+        try:
+            return {split: len(load_entries(raw_dir / name)) for split, name in ANNOTATION_FILES.items()}
+        except _AnnotationFileProblem:
+            return None
 
     def records(self, raw_dir: Path) -> Iterator[Record | Rejected]:
         self.check_layout(raw_dir)
         split_dirs = find_split_dirs(raw_dir / VIDEOS_DIR)
         for split, file_name in ANNOTATION_FILES.items():
             path = raw_dir / file_name
-            if not path.is_file():
-                log.warning("capera: %s is absent; its %s split is skipped", file_name, split)
-                continue
             try:
                 entries = load_entries(path)
             except _AnnotationFileProblem as problem:
@@ -185,6 +221,11 @@ class CapERASource(SourceConverter):
         video_id = video_id.strip()
         if "/" in video_id or "\\" in video_id or video_id in (".", ".."):
             yield reject(f"video_id {video_id!r} is not a file name")
+            return
+        try:  # NUL, over 255 bytes: refused before any filesystem call
+            rawfs.check_name(video_id, "video_id")
+        except rawfs.RawAccessError as error:
+            yield reject(error.reason)
             return
         annotation = entry.get("annotation")
         raw_captions = annotation.get("English_caption") if isinstance(annotation, dict) else None
@@ -230,65 +271,3 @@ class CapERASource(SourceConverter):
             captions=captions,
             flags=flags,
         )
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        """The two JSON files and Videos/{Train,Test}/<Class>/; video bytes equal the ERA synth's."""
-        videos = synthetic_videos(scale)
-        entries: dict[str, list[dict]] = {"train": [], "test": []}
-        for video in videos:
-            folder = "Train" if video.split == "train" else "Test"
-            write_synthetic_video(raw_dir / VIDEOS_DIR / folder / video.raw_class / video.file_name, video, scale)
-            captions = synthetic_captions(video.raw_class, rng)
-            entries[video.split].append({"video_id": video.file_name, "annotation": {"English_caption": captions}})
-        for split, file_name in ANNOTATION_FILES.items():
-            write_text_atomic(raw_dir / file_name, json.dumps({TOP_KEY: entries[split]}, indent=1) + "\n")
-        return len(videos)
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic captions in CapERA's style: one detailed "manual" caption and four shorter variants
-# ---------------------------------------------------------------------------------------------
-
-# raw class → (what happens, where it happens)
-_SCENES: dict[str, tuple[str, str]] = {
-    "PostEarthquake": ("collapsed buildings and scattered rubble", "in a damaged town"),
-    "Flood": ("brown water covering streets and houses", "in a flooded neighbourhood"),
-    "Fire": ("thick smoke rising from a burning building", "next to a road"),
-    "Landslide": ("a slope of loose earth that has slid over a road", "in the mountains"),
-    "Mudslide": ("mud flowing between houses", "at the foot of a hill"),
-    "TrafficCollision": ("two damaged cars stopped in the middle of the road", "at an intersection"),
-    "TrafficCongestion": ("long lines of cars moving slowly", "on a highway"),
-    "Harvesting": ("a combine harvester cutting crops", "in a large field"),
-    "Ploughing": ("a tractor ploughing the soil", "in a farm field"),
-    "Constructing": ("cranes and workers building a structure", "on a construction site"),
-    "PoliceChase": ("police cars chasing a vehicle", "along a street"),
-    "Conflict": ("a crowd of people clashing", "in a city square"),
-    "Baseball": ("players playing a baseball game", "on a baseball field"),
-    "Basketball": ("players playing basketball", "on an outdoor court"),
-    "Boating": ("boats sailing", "on a lake"),
-    "Cycling": ("a group of cyclists riding", "along a road"),
-    "Running": ("many people running a race", "through the streets"),
-    "Soccer": ("two teams playing soccer", "on a green field"),
-    "Swimming": ("people swimming", "in a pool"),
-    "CarRacing": ("race cars speeding", "around a track"),
-    "Party": ("people dancing at a party", "in a garden"),
-    "Concert": ("a large crowd watching a concert", "in front of a stage"),
-    "ParadeProtest": ("people marching with banners", "down a main street"),
-    "ReligiousActivity": ("people gathered in prayer", "around a place of worship"),
-    "NonEvent": ("houses, trees and a quiet road", "in a residential area"),
-}
-_TIMES = ("during the day", "in the afternoon", "on a sunny day", "in the evening", "in the morning")
-_OPENERS = ("An aerial video shows", "A drone video shows", "This aerial footage shows", "From above we see")
-
-
-def synthetic_captions(raw_class: str, rng: random.Random) -> list[str]:
-    what, where = _SCENES.get(raw_class, (f"a {raw_class.lower()} scene", "from above"))
-    when, opener = rng.choice(_TIMES), rng.choice(_OPENERS)
-    return [
-        f"{opener} {what} {where} {when}.",
-        f"The drone captures {what} {where}.",
-        f"{what[0].upper()}{what[1:]} {where}.",
-        f"A view from above of {what}.",
-        f"This video shows {what} {when}.",
-    ]
-

@@ -36,27 +36,17 @@ DIOR-R: Cheng, G. et al. "Anchor-free Oriented Proposal Generator for Object Det
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 from typing import Iterator, Literal
-from xml.sax.saxutils import escape
 
-from skyeye_data.boxes import clip_box, polygon_to_box
+from skyeye_data import rawfs
+from skyeye_data.boxes import box_problem, clip_box, polygon_to_box
 from skyeye_data.schema import DetectedObject, DetectionRecord
 from skyeye_data.sources import register
 from skyeye_data.sources._voc import VocAnnotation, VocError, VocObject, read_voc
-from skyeye_data.sources.base import (
-    ImageProblem,
-    LayoutError,
-    Rejected,
-    Scale,
-    SourceConverter,
-    build_record,
-    image_key,
-    media_fields,
-    probe_image,
-)
+from skyeye_data.sources.base import Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import ImageProblem, Rejected, build_record, image_fields, probe_image
 
 DIOR_CLASSES: tuple[str, ...] = (
     "airplane", "airport", "baseballfield", "basketballcourt", "bridge", "chimney", "dam",
@@ -78,15 +68,25 @@ def normalize_dior_class(name: str) -> str | None:
     return _CANONICAL.get(_SPELLING_KEY.sub("", name.lower()))
 
 
-def read_split_ids(raw_dir: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """Image id → split from ImageSets/Main/*.txt, and the ids found in several split files."""
+def read_split_ids(raw_dir: Path, refused: list[Rejected] | None = None) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Image id → split from ImageSets/Main/*.txt, and the ids found in several split files.
+
+    A split file the guarded reader refuses (a FIFO, a symlink out of the raw root) is appended to
+    ``refused``; its ids stay unknown, so their annotations are quarantined as in no split file.
+    """
     split_of: dict[str, str] = {}
     conflicts: dict[str, list[str]] = {}
     for split in SPLIT_NAMES:
         path = raw_dir / SPLIT_DIR / f"{split}.txt"
-        if not path.is_file():
+        if not rawfs.present(path):
             continue
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            text = rawfs.read_text(path, "label", errors="replace")
+        except rawfs.RawAccessError as error:
+            if refused is not None:
+                refused.append(Rejected(f"{SPLIT_DIR}/{split}.txt", error.reason, level="part"))
+            continue
+        for line in text.splitlines():
             image_id = line.strip()
             if not image_id:
                 continue
@@ -123,6 +123,16 @@ class DiorSource(SourceConverter):
     )
     license = "research use (see the DIOR release)"
     homepage = "https://gcheng-nwpu.github.io/#Datasets"
+    short_title = "DIOR"
+    paper_counts = {"rspg": ("RSPG", 6_800)}
+    published_splits = {"train": 5862, "val": 5863, "test": 11738}  # image ids in ImageSets/Main/*.txt
+    published_unit = "images"
+    layouts = (
+        Layout("published", "JPEGImages-{trainval,test}/ + Annotations/{Horizontal,Oriented} Bounding Boxes/ + "
+               "ImageSets/Main/{train,val,test}.txt",
+               "the DIOR / DIOR-R release (../shared/real-samples/README.md, 'Published folder layouts'; "
+               "open-mmlab/mmrotate tests/data/dior/ for the oriented XML)"),
+    )  # fmt: skip
 
     def __init__(self, prefer: Literal["horizontal", "oriented"] = "horizontal") -> None:
         self.prefer = prefer
@@ -139,9 +149,24 @@ class DiorSource(SourceConverter):
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def count_raw(self, raw_dir: Path, found) -> dict[str, int] | None:
+        """Image ids per ImageSets/Main split file."""
+        split_of, _ = read_split_ids(raw_dir)
+        counts: dict[str, int] = {}
+        for split in split_of.values():
+            counts[split] = counts.get(split, 0) + 1
+        return counts
+
     def records(self, raw_dir: Path) -> Iterator[DetectionRecord | Rejected]:
-        split_of, conflicts = read_split_ids(raw_dir)
+        refused: list[Rejected] = []
+        split_of, conflicts = read_split_ids(raw_dir, refused)
+        yield from refused
         for image_id, split in split_of.items():
+            try:  # an id becomes a path: checked before any filesystem call ('..', absolute, NUL, 255 bytes)
+                rawfs.check_name(image_id, "image id")
+            except rawfs.RawAccessError as error:
+                yield Rejected(f"{SPLIT_DIR}/{split}.txt", error.reason, excerpt=image_id)
+                continue
             if image_id in conflicts:
                 yield Rejected(
                     f"{SPLIT_DIR}/{split}.txt",
@@ -156,17 +181,17 @@ class DiorSource(SourceConverter):
         order = (OBB_DIR, HBB_DIR) if self.prefer == "oriented" else (HBB_DIR, OBB_DIR)
         for folder in order:
             path = raw_dir / folder / f"{image_id}.xml"
-            if path.is_file():
+            if rawfs.present(path):
                 return path
         return None
 
     def _image_path(self, raw_dir: Path, image_id: str, split: str) -> Path:
         expected = raw_dir / IMAGE_DIRS[split] / f"{image_id}.jpg"
-        if expected.is_file():
+        if rawfs.present(expected):
             return expected
         # some mirrors merge both image folders; look in the other one before giving up
         for folder in set(IMAGE_DIRS.values()):
-            if (candidate := raw_dir / folder / f"{image_id}.jpg").is_file():
+            if rawfs.present(candidate := raw_dir / folder / f"{image_id}.jpg"):
                 return candidate
         return expected
 
@@ -201,7 +226,7 @@ class DiorSource(SourceConverter):
             source=self.name,
             record_id=f"dior:{image_id}",
             split=split,
-            **media_fields(image_path.relative_to(raw_dir).as_posix(), image_key(self.family, image_path.name), info),
+            **image_fields(raw_dir, image_path, self.family, info),
             objects=objects,
             flags=sorted(flags),
         )
@@ -225,8 +250,8 @@ class DiorSource(SourceConverter):
                 drop(obj, f"object box unreadable: {obj.problem}")
                 continue
             box, from_oriented = object_box(obj, self.prefer)
-            if box[2] <= box[0] or box[3] <= box[1]:
-                drop(obj, f"box {box} has no area")
+            if problem := box_problem(box, width, height):  # inverted, no area, or a broken coordinate
+                drop(obj, problem)
                 continue
             clipped_box, clipped = clip_box(box, width, height)
             if clipped_box is None:
@@ -252,99 +277,3 @@ class DiorSource(SourceConverter):
                         path.relative_to(raw_dir).as_posix(),
                         f"image id {path.stem} is in no split file ({SPLIT_DIR}/train|val|test.txt)",
                     )
-
-    # -- synthetic layout --------------------------------------------------------------------------
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        counts = PAPER_SPLITS if scale == "paper" else MINI_SPLITS
-        side = SYNTH_SIDE[scale]
-        ids_by_split: dict[str, list[str]] = {}
-        number = 1
-        for split in SPLIT_NAMES:
-            ids_by_split[split] = [f"{n:05d}" for n in range(number, number + counts[split])]
-            number += counts[split]
-        for split, ids in ids_by_split.items():
-            for image_id in ids:
-                objects = synthetic_objects(int(image_id), scale)
-                write_synthetic_image(raw_dir / IMAGE_DIRS[split] / f"{image_id}.jpg", image_id, side, objects)
-                (raw_dir / HBB_DIR).mkdir(parents=True, exist_ok=True)
-                (raw_dir / OBB_DIR).mkdir(parents=True, exist_ok=True)
-                (raw_dir / HBB_DIR / f"{image_id}.xml").write_text(horizontal_xml(image_id, side, objects))
-                (raw_dir / OBB_DIR / f"{image_id}.xml").write_text(oriented_xml(image_id, side, objects))
-        (raw_dir / SPLIT_DIR).mkdir(parents=True, exist_ok=True)
-        for split, ids in ids_by_split.items():
-            # the published split files are not sorted; shuffling keeps readers honest
-            listed = list(ids)
-            rng.shuffle(listed)
-            (raw_dir / SPLIT_DIR / f"{split}.txt").write_text("".join(f"{i}\n" for i in listed))
-        return sum(counts.values())
-
-
-# -- synthetic DIOR images, shared with DIOR-RSVG (same ids, same bytes) ---------------------------
-
-PAPER_SPLITS = {"train": 5862, "val": 5863, "test": 11738}
-MINI_SPLITS = {"train": 3, "val": 1, "test": 2}
-SYNTH_SIDE = {"mini": 200, "paper": 32}
-PAPER_THREE_OBJECT_IMAGES = 3516  # images 1..3516 hold three objects: 17,402 images x 2 + 3,516 = 38,320
-SYNTH_CLASSES = ("airplane", "ship", "storagetank", "golffield", "Expressway-Service-area", "vehicle")
-
-
-def synthetic_objects(number: int, scale: Scale) -> list[tuple[str, list[int]]]:
-    """The (class, pixel box) list of synthetic DIOR image ``number``; the same for DIOR and DIOR-RSVG."""
-    if scale == "paper":
-        count = 3 if number <= PAPER_THREE_OBJECT_IMAGES else 2
-    else:
-        count = 1 + number % 3
-    side = SYNTH_SIDE[scale]
-    rng = random.Random(f"dior-objects:{number}")
-    objects = []
-    cell = side // count
-    for i in range(count):
-        # one object per vertical band, so boxes never overlap and the preview stays readable
-        x1 = rng.randrange(0, side // 2)
-        x2 = rng.randrange(x1 + side // 8, side)
-        y1 = i * cell + rng.randrange(0, max(1, cell // 4))
-        y2 = min(side, y1 + max(2, cell // 2 + rng.randrange(0, max(1, cell // 4))))
-        objects.append((SYNTH_CLASSES[(number + i) % len(SYNTH_CLASSES)], [x1, y1, x2, y2]))
-    return objects
-
-
-def write_synthetic_image(path: Path, image_id: str, side: int, objects) -> None:
-    from skyeye_data.synth import synth_image  # synth imports the registry; import late to avoid a cycle
-
-    synth_image(path, side, side, seed=f"dior:{image_id}", boxes=[box for _, box in objects])
-
-
-def _xml_head(image_id: str, side: int) -> str:
-    return (
-        f"<?xml version='1.0' encoding='utf-8'?>\n<annotation>\n  <filename>{image_id}.jpg</filename>\n"
-        f"  <size>\n    <width>{side}</width>\n    <height>{side}</height>\n    <depth>3</depth>\n  </size>\n"
-    )
-
-
-def horizontal_xml(image_id: str, side: int, objects) -> str:
-    parts = [_xml_head(image_id, side)]
-    for name, (x1, y1, x2, y2) in objects:
-        parts.append(
-            f"  <object>\n    <name>{escape(name)}</name>\n    <pose>Unspecified</pose>\n"
-            f"    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n"
-            f"      <xmin>{x1}</xmin>\n      <ymin>{y1}</ymin>\n      <xmax>{x2}</xmax>\n      <ymax>{y2}</ymax>\n"
-            "    </bndbox>\n  </object>\n"
-        )
-    return "".join(parts) + "</annotation>\n"
-
-
-def oriented_xml(image_id: str, side: int, objects) -> str:
-    parts = [_xml_head(image_id, side)]
-    for name, (x1, y1, x2, y2) in objects:
-        corners = {
-            "x_left_top": x1, "y_left_top": y1, "x_right_top": x2, "y_right_top": y1,
-            "x_right_bottom": x2, "y_right_bottom": y2, "x_left_bottom": x1, "y_left_bottom": y2,
-        }  # fmt: skip
-        tags = "".join(f"      <{k}>{v}</{k}>\n" for k, v in corners.items())
-        parts.append(
-            f"  <object>\n    <type>robndbox</type>\n    <name>{escape(name)}</name>\n    <pose>Unspecified</pose>\n"
-            f"    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <robndbox>\n{tags}    </robndbox>\n"
-            "    <angle>0</angle>\n  </object>\n"
-        )
-    return "".join(parts) + "</annotation>\n"

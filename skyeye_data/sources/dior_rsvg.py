@@ -32,40 +32,22 @@ Remote Sensing Data." IEEE TGRS 61 (2023) 1-13.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-from xml.sax.saxutils import escape
 
-from skyeye_data.boxes import clip_box
+from skyeye_data import rawfs
+from skyeye_data.boxes import box_problem, clip_box
 from skyeye_data.schema import GroundingRecord
 from skyeye_data.sources import register
 from skyeye_data.sources._voc import VocError, VocObject, count_object_tags, read_voc
-from skyeye_data.sources.base import (
-    ImageInfo,
-    ImageProblem,
-    LayoutError,
-    Rejected,
-    Scale,
-    SourceConverter,
-    build_record,
-    image_key,
-    media_fields,
-    probe_image,
-)
-from skyeye_data.sources.dior import (
-    MINI_SPLITS,
-    SYNTH_SIDE,
-    normalize_dior_class,
-    synthetic_objects,
-    write_synthetic_image,
-)
+from skyeye_data.sources.base import Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import ImageInfo, ImageProblem, Rejected, build_record, image_fields, probe_image
+from skyeye_data.sources.dior import normalize_dior_class
 
 SPLIT_NAMES = ("train", "val", "test")
 PAPER_IMAGES = 17402
 PAPER_SPLIT_SIZES = {"train": 26991, "val": 3829, "test": 7500}
-MINI_IMAGES = sum(MINI_SPLITS.values())  # the same ids and image bytes as the DIOR mini corpus
 
 
 @dataclass
@@ -81,13 +63,18 @@ def read_split_index(raw_dir: Path) -> SplitIndex:
     index = SplitIndex({}, {}, [])
     for split in SPLIT_NAMES:
         path = raw_dir / f"{split}.txt"
-        if not path.is_file():
+        if not rawfs.present(path):
             continue
-        for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:  # the guarded reader: a FIFO or a symlink out of the raw root is refused; its objects stay unplaced
+            lines = rawfs.read_text(path, "label", encoding="utf-8-sig", errors="replace").splitlines()
+        except rawfs.RawAccessError as error:
+            index.bad_lines.append(Rejected(path.name, error.reason, level="part"))
+            continue
+        for line_no, line in enumerate(lines, 1):
             text = line.strip()
             if not text:
                 continue
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):  # str.isdigit() is true for '²', which int() refuses
                 index.bad_lines.append(
                     Rejected(path.name, f"split line is not an object index: {text!r}", raw_line=line_no, level="part")
                 )
@@ -98,6 +85,41 @@ def read_split_index(raw_dir: Path) -> SplitIndex:
             else:
                 index.split_of[number] = split
     return index
+
+
+class NumberingCheck:
+    """Fails closed when a broken XML makes the global object numbering uncertain.
+
+    A file that cannot be parsed advances the numbering by its ``<object>`` tags (a byte scan). That
+    count is right when the file was cut inside its last object, wrong when whole objects are gone.
+    The check: the tag count over all files must equal the objects the split files number
+    (0 .. highest index). When it does not and a file is broken, every object after the first broken
+    file may carry another object's index — its split would be a guess — so it is quarantined.
+
+    Source of the numbering: ZhanYang-nwpu/RSVG-pytorch ``data_loader.py`` increments ``count`` once per
+    ``root.findall('object')`` of every file of ``filelist(anno_path, '.xml')`` (``os.walk`` order; the
+    authors' paths are Windows ones, where that walk is in sorted name order) and keeps the objects whose
+    ``count`` is in ``<split>.txt``. Its ``ET.parse`` stops at a broken file, so it has no rule for one.
+    """
+
+    def __init__(self, index: SplitIndex, xml_paths: list[Path]):
+        listed = max(index.split_of, default=-1) + 1
+        self.scanned = sum(count_object_tags(p) for p in xml_paths)
+        self.consistent = self.scanned == listed
+        self.listed = listed
+        self.after: str | None = None
+
+    def broken(self, raw_file: str) -> None:
+        if not self.consistent and self.after is None:
+            self.after = raw_file
+
+    def problem(self) -> str | None:
+        if self.after is None:
+            return None
+        return (
+            f"object numbering is uncertain after the broken {self.after} (the files hold {self.scanned} <object> "
+            f"tags, the split files number {self.listed}): not assigned to any split"
+        )
 
 
 @register
@@ -113,6 +135,17 @@ class DiorRsvgSource(SourceConverter):
     )
     license = "CC BY-NC 4.0 (annotations); DIOR images: research use"
     homepage = "https://github.com/ZhanYang-nwpu/RSVG-pytorch"
+    short_title = "DIOR-RSVG"
+    benchmark_splits = ("val", "test")
+    report_rank = 10
+    paper_counts = {"dior_rsvg": ("DIOR-RSVG", 27_000), "dior_conversa": ("DIOR-Conversa", 14_700)}
+    license_url = "https://creativecommons.org/licenses/by-nc/4.0/"
+    published_splits = {"train": 26991, "val": 3829, "test": 7500}  # objects (../shared/real-samples/dior_rsvg/*.txt)
+    published_unit = "expressions"
+    layouts = (
+        Layout("published", "Annotations/*.xml + JPEGImages/*.jpg + {train,val,test}.txt",
+               "ZhanYang-nwpu/RSVG-pytorch (DIOR_RSVG/ split files, RSVGD/Annotations/*.xml)"),
+    )  # fmt: skip
 
     def check_layout(self, raw_dir: Path) -> None:
         super().check_layout(raw_dir)
@@ -124,22 +157,33 @@ class DiorRsvgSource(SourceConverter):
         if missing:
             raise LayoutError(f"dior_rsvg: {raw_dir} lacks {' and '.join(missing)}; expected {self.layout}")
 
+    def count_raw(self, raw_dir: Path, found) -> dict[str, int] | None:
+        """Object indices per split file (one expression each)."""
+        counts: dict[str, int] = {}
+        for split in read_split_index(raw_dir).split_of.values():
+            counts[split] = counts.get(split, 0) + 1
+        return counts
+
     def records(self, raw_dir: Path) -> Iterator[GroundingRecord | Rejected]:
         index = read_split_index(raw_dir)
         yield from index.bad_lines
+        xml_paths = sorted((raw_dir / "Annotations").glob("*.xml"))
+        numbering = NumberingCheck(index, xml_paths)
         next_index = 0
-        for xml_path in sorted((raw_dir / "Annotations").glob("*.xml")):
+        for xml_path in xml_paths:
             raw_file = xml_path.relative_to(raw_dir).as_posix()
             try:
                 annotation = read_voc(xml_path)
             except VocError as error:
                 yield from self._broken_file(xml_path, raw_file, str(error), next_index)
                 next_index += count_object_tags(xml_path)
+                numbering.broken(raw_file)
                 continue
             image = self._probe(raw_dir, xml_path)
             for obj in annotation.objects:
                 global_index = next_index + obj.index
                 split, problem = self._split(index, global_index)
+                problem = numbering.problem() or problem
                 if problem:
                     yield Rejected(raw_file, problem, raw_index=obj.index, excerpt=obj.description)
                 elif isinstance(image, str):
@@ -188,6 +232,8 @@ class DiorRsvgSource(SourceConverter):
             reason = f"object box unreadable: {obj.problem or 'no <bndbox> (DIOR-RSVG boxes are horizontal)'}"
             return Rejected(raw_file, reason, raw_index=obj.index, excerpt=obj.description)
         flags = []
+        if problem := box_problem(obj.bndbox, info.width, info.height):  # inverted, no area, a broken value
+            return Rejected(raw_file, problem, raw_index=obj.index, excerpt=obj.description)
         box, clipped = clip_box(obj.bndbox, info.width, info.height)
         if box is None:
             return Rejected(
@@ -210,7 +256,7 @@ class DiorRsvgSource(SourceConverter):
             source=self.name,
             record_id=f"dior_rsvg:{global_index}",
             split=split,
-            **media_fields(image_path.relative_to(raw_dir).as_posix(), image_key(self.family, image_path.name), info),
+            **image_fields(raw_dir, image_path, self.family, info),
             expression=obj.description or "",
             boxes=[box],
             label=label,
@@ -229,68 +275,3 @@ class DiorRsvgSource(SourceConverter):
                     f"the annotations hold {total}",
                     level="part",
                 )
-
-    # -- synthetic layout --------------------------------------------------------------------------
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        images = PAPER_IMAGES if scale == "paper" else MINI_IMAGES
-        side = SYNTH_SIDE[scale]
-        (raw_dir / "Annotations").mkdir(parents=True, exist_ok=True)
-        total = 0
-        for number in range(1, images + 1):
-            image_id = f"{number:05d}"
-            objects = synthetic_objects(number, scale)
-            write_synthetic_image(raw_dir / "JPEGImages" / f"{image_id}.jpg", image_id, side, objects)
-            (raw_dir / "Annotations" / f"{image_id}.xml").write_text(rsvg_xml(image_id, side, objects))
-            total += len(objects)
-        chosen = _paper_splits(total, rng) if scale == "paper" else _mini_splits(images, scale)
-        for split in SPLIT_NAMES:
-            (raw_dir / f"{split}.txt").write_text("".join(f"{i}\n" for i in sorted(chosen[split])))
-        return total
-
-
-def _paper_splits(total: int, rng: random.Random) -> dict[str, list[int]]:
-    """The published sizes, objects drawn at random (the real splits are per object, not per image)."""
-    order = list(range(total))
-    rng.shuffle(order)
-    chosen, start = {}, 0
-    for split in SPLIT_NAMES:
-        chosen[split] = order[start : start + PAPER_SPLIT_SIZES[split]]
-        start += PAPER_SPLIT_SIZES[split]
-    return chosen
-
-
-def _mini_splits(images: int, scale: Scale) -> dict[str, list[int]]:
-    """Each object in its image's DIOR split, so the mini corpus joins DIOR without split leaks."""
-    chosen: dict[str, list[int]] = {split: [] for split in SPLIT_NAMES}
-    split_of_image = [split for split in SPLIT_NAMES for _ in range(MINI_SPLITS[split])]
-    next_index = 0
-    for number in range(1, images + 1):
-        count = len(synthetic_objects(number, scale))
-        chosen[split_of_image[number - 1]].extend(range(next_index, next_index + count))
-        next_index += count
-    return chosen
-
-
-def synthetic_expression(name: str, box: list[int], side: int) -> str:
-    horizontal = "left" if (box[0] + box[2]) / 2 < side / 2 else "right"
-    vertical = "upper" if (box[1] + box[3]) / 2 < side / 2 else "lower"
-    return f"the {name.lower().replace('-', ' ')} on the {vertical} {horizontal}"
-
-
-def rsvg_xml(image_id: str, side: int, objects) -> str:
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<annotation>\n'
-        f"  <filename>{image_id}.jpg</filename>\n  <source>\n    <database>DIOR</database>\n  </source>\n"
-        f"  <size>\n    <width>{side}</width>\n    <height>{side}</height>\n    <depth>3</depth>\n  </size>\n"
-        "  <segmented>0</segmented>\n"
-    ]
-    for name, box in objects:
-        x1, y1, x2, y2 = box
-        parts.append(
-            f"  <object>\n    <name>{escape(name)}</name>\n    <pose>Unspecified</pose>\n    <bndbox>\n"
-            f"      <xmin>{x1}</xmin>\n      <ymin>{y1}</ymin>\n      <xmax>{x2}</xmax>\n      <ymax>{y2}</ymax>\n"
-            f"    </bndbox>\n    <description>{escape(synthetic_expression(name, box, side))}</description>\n"
-            "  </object>\n"
-        )
-    return "".join(parts) + "</annotation>"

@@ -5,11 +5,20 @@ What it is: 2,806 aerial images (about 800 to 4,000 pixels a side; v1.0: 1,411 t
 an arbitrary quadrilateral. SkyEye-968k joins DOTA detection with the RSIVQA-DOTA questions on the
 same image (DOTA-Conversa).
 
-Raw layout (``RAW/dota/``, as downloaded; v1.0 and v1.5 are laid out alike)::
+Raw layout (``RAW/dota/``): ``{train,val,test}/images/P*.png`` and, per labelled split, ONE label
+folder of the accepted variants (:data:`LABEL_FOLDERS`, each with its evidence in ``layouts``)::
 
-    train/images/P0000.png ...    train/labelTxt/P0000.txt ...
-    val/images/P0003.png ...      val/labelTxt/P0003.txt ...
+    train/labelTxt-v1.0/labelTxt/P0000.txt                          # the v1.0 archive (oriented)
+    train/labelTxt-v1.0/Train_Task2_gt/trainset_reclabelTxt/        # the v1.0 archive (horizontal)
+    train/labelTxt-v1.5/DOTA-v1.5_train/   .../DOTA-v1.5_train_hbb/ # the v1.5 archive
+    train/labelTxt/                                                 # flattened (common re-pack)
+    train/annotations/version1.0/  (or version1.5/)                 # torchgeo's layout
+    val/...                                                         # the same under val/
     test/images/P0006.png ...     # images only: test labels are withheld, so no records
+
+The recipe picks the version (``version: "1.0" | "1.5"``) when labels of several are present;
+without it such a folder is a LayoutError. Versions are never mixed; per version the oriented
+labels are preferred. Train and val labels of the chosen version must both be there.
 
 One :class:`DetectionRecord` per label file; the split is the folder (train or val).
 
@@ -37,24 +46,15 @@ Zhang, L. "DOTA: A Large-scale Dataset for Object Detection in Aerial Images." C
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 from typing import Iterator
 
-from skyeye_data.boxes import clip_box, polygon_to_box
+from skyeye_data import rawfs
+from skyeye_data.boxes import box_problem, clip_box, polygon_to_box
 from skyeye_data.schema import DetectedObject, DetectionRecord
 from skyeye_data.sources import register
-from skyeye_data.sources.base import (
-    ImageProblem,
-    LayoutError,
-    Rejected,
-    Scale,
-    SourceConverter,
-    build_record,
-    image_key,
-    media_fields,
-    probe_image,
-)
+from skyeye_data.sources.base import FoundLayout, Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import ImageProblem, Rejected, build_record, image_fields, probe_image
 
 DOTA_CLASSES: frozenset[str] = frozenset(
     {
@@ -106,37 +106,115 @@ def _is_header(line: str) -> bool:
     return bool(sep) and key.strip().lower() in HEADER_KEYS
 
 
+VERSIONS = ("1.0", "1.5", "flat")
+_ARCHIVE = "the DOTA release archives as extracted (../shared/real-samples/README.md, 'Published folder layouts')"
+_TORCHGEO = "microsoft/torchgeo torchgeo/datasets/dota.py (_verify: <split>/images + <split>/annotations/version<v>)"
+LAYOUT_V10 = Layout("archive v1.0", "{train,val}/images/ + {train,val}/labelTxt-v1.0/labelTxt/", _ARCHIVE)
+LAYOUT_V10_HBB = Layout("archive v1.0 horizontal", "{train,val}/images/ + "
+                        "{train,val}/labelTxt-v1.0/{Train,Val}_Task2_gt/{train,val}set_reclabelTxt/", _ARCHIVE)
+LAYOUT_V15 = Layout("archive v1.5", "{train,val}/images/ + {train,val}/labelTxt-v1.5/DOTA-v1.5_{train,val}/", _ARCHIVE)
+LAYOUT_V15_HBB = Layout("archive v1.5 horizontal", "{train,val}/images/ + "
+                        "{train,val}/labelTxt-v1.5/DOTA-v1.5_{train,val}_hbb/", _ARCHIVE)
+LAYOUT_FLAT = Layout("flattened", "{train,val}/images/ + {train,val}/labelTxt/",
+                     "the common re-pack (one label folder per split); CAPTAIN-WHU/DOTA_devkit example/ keeps "
+                     "images/ beside labelTxt/")
+LAYOUT_TORCHGEO_10 = Layout("torchgeo v1.0", "{train,val}/images/ + {train,val}/annotations/version1.0/", _TORCHGEO)
+LAYOUT_TORCHGEO_15 = Layout("torchgeo v1.5", "{train,val}/images/ + {train,val}/annotations/version1.5/", _TORCHGEO)
+# (layout, version, label folder pattern): per version the oriented labels first (the quadrilateral is
+# boxed here anyway, and the horizontal files are derived from it)
+LABEL_FOLDERS: tuple[tuple[Layout, str, str], ...] = (
+    (LAYOUT_V10, "1.0", "{split}/labelTxt-v1.0/labelTxt"),
+    (LAYOUT_V10_HBB, "1.0", "{split}/labelTxt-v1.0/{Split}_Task2_gt/{split}set_reclabelTxt"),
+    (LAYOUT_TORCHGEO_10, "1.0", "{split}/annotations/version1.0"),
+    (LAYOUT_V15, "1.5", "{split}/labelTxt-v1.5/DOTA-v1.5_{split}"),
+    (LAYOUT_V15_HBB, "1.5", "{split}/labelTxt-v1.5/DOTA-v1.5_{split}_hbb"),
+    (LAYOUT_TORCHGEO_15, "1.5", "{split}/annotations/version1.5"),
+    (LAYOUT_FLAT, "flat", "{split}/labelTxt"),
+)
+
+
 @register
 class DotaSource(SourceConverter):
     name = "dota"
     task = "detection"
     family = "dota"
-    layout = "{train,val}/images/P*.png + {train,val}/labelTxt/P*.txt (test/images has no labels)"
+    layout = "{train,val}/images/P*.png + {train,val}/labelTxt-v1.0/labelTxt/P*.txt, or the v1.5, flattened and torchgeo folders"
     title = "DOTA v1.0/v1.5"
     citation = "Xia et al. DOTA: A Large-scale Dataset for Object Detection in Aerial Images. CVPR 2018."
     license = "academic use only (see the DOTA terms)"
     homepage = "https://captain-whu.github.io/DOTA/"
+    short_title = "DOTA"
+    paper_counts = {"dota_conversa": ("DOTA-Conversa", 1_400)}
+    license_url = "https://captain-whu.github.io/DOTA/dataset.html"
+    published_splits = {"train": 1411, "val": 458}  # label files (= images) per split; test labels are withheld
+    published_unit = "label files"
+    layouts = (LAYOUT_V10, LAYOUT_V10_HBB, LAYOUT_V15, LAYOUT_V15_HBB, LAYOUT_FLAT, LAYOUT_TORCHGEO_10, LAYOUT_TORCHGEO_15)
+
+    def __init__(self, version: str | None = None) -> None:
+        if version not in (None, *VERSIONS):
+            raise ValueError(f"dota: version must be one of {', '.join(VERSIONS)}, got {version!r}")
+        self.version = version  # the recipe's `version:`; None = the one version the folder holds
+
+    def configured(self, **options) -> "DotaSource":
+        """A converter with the recipe's options (``version: "1.0" | "1.5"``)."""
+        unknown = set(options) - {"version"}
+        if unknown:
+            raise ValueError(f"dota: unknown option(s) {', '.join(sorted(unknown))}; known: version")
+        return DotaSource(**options)
 
     def check_layout(self, raw_dir: Path) -> None:
+        self.find_layout(raw_dir)
+
+    def find_layout(self, raw_dir: Path) -> FoundLayout:
         super().check_layout(raw_dir)
-        if not any((raw_dir / split / "labelTxt").is_dir() for split in LABELLED_SPLITS):
+        by_version: dict[str, dict[str, tuple[Layout, str]]] = {}  # version -> split -> (layout, label folder)
+        for layout, version, pattern in LABEL_FOLDERS:
+            for split in LABELLED_SPLITS:
+                folder = pattern.format(split=split, Split=split.capitalize())
+                if (raw_dir / folder).is_dir():
+                    by_version.setdefault(version, {}).setdefault(split, (layout, folder))
+        if not by_version:
             found = sorted(p.name for p in raw_dir.iterdir())[:10]
             raise LayoutError(
-                f"dota: {raw_dir} has no train/labelTxt/ or val/labelTxt/ (found: {', '.join(found) or 'nothing'}); "
-                f"expected {self.layout}"
+                f"dota: {raw_dir} holds no DOTA label folder (found: {', '.join(found) or 'nothing'}); expected "
+                "train/labelTxt-v1.0/labelTxt/ (the official archive), train/labelTxt/, "
+                "train/labelTxt-v1.5/DOTA-v1.5_train/ or train/annotations/version1.0/ (torchgeo), the same under val/"
             )
+        if self.version is None and len(by_version) > 1:
+            raise LayoutError(
+                f"dota: {raw_dir} holds the labels of several versions ({', '.join(sorted(by_version))}); "
+                'say which one to read with `version: "1.0"` or `version: "1.5"` under dota in the recipe (never mixed)'
+            )
+        version = self.version or next(iter(by_version))
+        if version not in by_version:
+            raise LayoutError(f"dota: the recipe asks for version {version} but {raw_dir} holds only "
+                              f"{', '.join(sorted(by_version))} labels")  # fmt: skip
+        chosen = by_version[version]
+        for split in LABELLED_SPLITS:
+            if split not in chosen:  # DOTA publishes train and val labels: one absent is an error
+                other = next(iter(chosen.values()))[1]
+                raise LayoutError(
+                    f"dota: {raw_dir} has {other}/ but no {split} labels of the same version; extract the {split} "
+                    f"label archive so that {other.replace(next(iter(chosen)), split, 1)}/ exists"
+                )
+            if not (raw_dir / split / "images").is_dir():
+                raise LayoutError(f"dota: {raw_dir / split} has labels but no images/ folder; extract the {split} images")
+        layout = chosen["train"][0]
+        return FoundLayout(layout, {split: folder + "/" for split, (_, folder) in chosen.items()})
+
+    def count_raw(self, raw_dir: Path, found: FoundLayout) -> dict[str, int] | None:
+        return {split: sum(1 for _ in (raw_dir / folder).glob("*.txt")) for split, folder in found.paths.items()}
 
     def records(self, raw_dir: Path) -> Iterator[DetectionRecord | Rejected]:
+        found = self.find_layout(raw_dir)
         for split in LABELLED_SPLITS:
-            label_dir = raw_dir / split / "labelTxt"
-            if not label_dir.is_dir():
-                continue
+            label_dir = raw_dir / found.paths[split]
             for label_path in sorted(label_dir.glob("*.txt")):
                 yield from self._label_file(raw_dir, split, label_path)
 
     def _find_image(self, raw_dir: Path, split: str, stem: str) -> Path:
         for suffix in IMAGE_SUFFIXES:
-            if (path := raw_dir / split / "images" / f"{stem}{suffix}").is_file():
+            if rawfs.present(path := raw_dir / split / "images" / f"{stem}{suffix}"):
                 return path
         return raw_dir / split / "images" / f"{stem}.png"
 
@@ -150,7 +228,11 @@ class DotaSource(SourceConverter):
             return
         objects: list[DetectedObject] = []
         problems: list[Rejected] = []
-        text = label_path.read_bytes().decode("utf-8", errors="replace")
+        try:  # the guarded reader: a FIFO, a device or a symlink out of the raw root is refused, never read
+            text = rawfs.read_bytes(label_path, "label").decode("utf-8", errors="replace")
+        except rawfs.RawAccessError as error:
+            yield Rejected(raw_file, error.reason)
+            return
         in_header = True
         for line_no, raw_line in enumerate(text.splitlines(), 1):  # splitlines drops the CR of CRLF
             line = raw_line.strip()
@@ -175,7 +257,7 @@ class DotaSource(SourceConverter):
             source=self.name,
             record_id=f"dota:{split}/{label_path.stem}",
             split=split,
-            **media_fields(image_path.relative_to(raw_dir).as_posix(), image_key(self.family, image_path.name), info),
+            **image_fields(raw_dir, image_path, self.family, info),
             objects=objects,
             flags=flags,
         )
@@ -186,67 +268,9 @@ class DotaSource(SourceConverter):
         box = polygon_to_box(coords)
         if box[2] <= box[0] or box[3] <= box[1]:
             raise LineProblem(f"polygon has no area (box {box})")
+        if problem := box_problem(box, width, height):
+            raise LineProblem(problem)
         clipped_box, clipped = clip_box(box, width, height)
         if clipped_box is None:
             raise LineProblem(f"box {box} lies wholly outside the {width}x{height} image")
         return DetectedObject(label=label, box=clipped_box, difficult=difficult, clipped=clipped)
-
-    # -- synthetic layout --------------------------------------------------------------------------
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        from skyeye_data.synth import synth_image  # synth imports the registry; import late
-
-        counts = PAPER_COUNTS if scale == "paper" else MINI_COUNTS
-        side = 48 if scale == "paper" else 256
-        written = 0
-        number = 0
-        for split, count in counts.items():
-            for _ in range(count):
-                stem = f"P{number:04d}"
-                number += 1
-                objects = _synthetic_objects(rng, side)
-                synth_image(raw_dir / split / "images" / f"{stem}.png", side, side, seed=f"dota:{stem}",
-                            boxes=[polygon_to_box(c) for c, _ in objects])  # fmt: skip
-                if split in LABELLED_SPLITS:
-                    _write_labels(raw_dir / split / "labelTxt" / f"{stem}.txt", objects, header=True)
-                    written += 1
-        if scale == "mini":
-            # one devkit split patch: float coordinates, no header, same folders
-            stem = "P0000__1__0___0"
-            objects = [([float(c) + 0.5 for c in coords], label) for coords, label in _synthetic_objects(rng, side)]
-            synth_image(raw_dir / "train" / "images" / f"{stem}.png", side, side, seed=f"dota:{stem}",
-                        boxes=[polygon_to_box(c) for c, _ in objects])  # fmt: skip
-            _write_labels(raw_dir / "train" / "labelTxt" / f"{stem}.txt", objects, header=False)
-            written += 1
-        return written
-
-
-PAPER_COUNTS = {"train": 1411, "val": 458, "test": 937}
-MINI_COUNTS = {"train": 3, "val": 2, "test": 1}
-SYNTH_CLASSES = ("plane", "small-vehicle", "storage-tank", "harbor", "tennis-court")
-
-
-def _synthetic_objects(rng: random.Random, side: int) -> list[tuple[list[float], str]]:
-    """Two or three non-overlapping quadrilaterals (slightly rotated boxes), one per horizontal band."""
-    count = rng.randint(2, 3)
-    band = side // count
-    objects = []
-    for i in range(count):
-        x1 = rng.randrange(0, side // 2)
-        x2 = rng.randrange(x1 + side // 8, side - 2)
-        y1 = i * band + 1
-        y2 = y1 + band // 2
-        skew = rng.randrange(0, 3)
-        coords = [x1 + skew, y1, x2, y1 + skew, x2 - skew, y2, x1, y2 - skew]
-        objects.append(([float(c) for c in coords], rng.choice(SYNTH_CLASSES)))
-    return objects
-
-
-def _write_labels(path: Path, objects, header: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["imagesource:GoogleEarth", "gsd:0.146343590398"] if header else []
-    for coords, label in objects:
-        numbers = " ".join(f"{c:g}" if header else f"{c:.1f}" for c in coords)
-        lines.append(f"{numbers} {label} 0")
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write("".join(line + "\r\n" for line in lines))  # DOTA's label files use CRLF

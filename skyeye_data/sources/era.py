@@ -7,8 +7,10 @@ What it is
     converter yields one :class:`~skyeye_data.schema.ClassificationRecord` per video
     (``media="video"``, ``label`` = the readable event name) for the compiler to turn into questions.
 
-Raw layout (as assumed; under ``RAW/era/``)
-    ``Train/<Class>/<Class>_<NNN>.mp4`` and ``Test/<Class>/<Class>_<NNN>.mp4``. There is no label
+Raw layout (under ``RAW/era/``; the variants are :attr:`ERASource.layouts`, with their evidence)
+    ``Videos/Tra/<Class>/<Class>_<NNN>.mp4`` and ``Videos/Test/<Class>/<Class>_<NNN>.mp4``, as the
+    archive extracts (the ``Videos/`` level may be dropped, ``Tra`` may be renamed ``Train``); both
+    split folders must be there (one missing is a LayoutError, never a silent skip). There is no label
     file: the class is the folder name and the file-name prefix. The release splits the videos
     about 50/50 into training and test sets (1,473 train / 1,391 test videos, the split CapERA keeps;
     these counts are what the ``paper`` synthetic scale reproduces);
@@ -33,6 +35,9 @@ Class folders (raw name → label; the paper's 25 class names written in CamelCa
     label): its name is split into words and the record is flagged ``class_not_in_era_list``.
 
 Quirks handled
+    - A file name with a space before the extension (``Baseball_001 .mp4``, as one public loader
+      reports the archive's names) is the same video as CapERA's ``Baseball_001.mp4``: stems are
+      compared without trailing spaces (:func:`video_stem`), so record ids and image keys agree.
     - Hidden files (``.DS_Store``) are skipped; other non-video files, files lying directly in a
       split folder, and sub-folders inside a class folder are quarantined (one entry each).
     - A file whose name prefix names another class than its folder (``Soccer/Baseball_003.mp4``) is
@@ -55,19 +60,15 @@ Citation
 
 from __future__ import annotations
 
-import random
 import re
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from PIL import Image, ImageDraw
-
 from skyeye_data.schema import ClassificationRecord, Record
 from skyeye_data.sources import register
-from skyeye_data.sources.base import LayoutError, Rejected, Scale, SourceConverter, build_record, media_fields, relpath
-from skyeye_data.video import VideoError, probe_video, write_video
+from skyeye_data.sources.base import FoundLayout, Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import Rejected, build_record, media_fields, relpath
+from skyeye_data.video import VideoError, probe_video
 
 FAMILY = "era"
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
@@ -102,10 +103,13 @@ ERA_CLASSES: dict[str, str] = {
 }
 
 # split name → folder names accepted for it (compared case-insensitively)
-SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("train", "training"), "test": ("test", "testing")}
+# split name → folder names accepted for it (compared case-insensitively); the ERA archive's own are
+# ``Tra`` and ``Test`` (under ``Videos/``), ``Train``/``Training`` are common renames
+SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {"train": ("tra", "train", "training"), "test": ("test", "testing")}
+VIDEOS_LEVEL = "Videos"  # the archive's top folder; kept by most users, dropped by some
 PAPER_SPLIT_SIZES: dict[str, int] = {"train": 1473, "test": 1391}
 
-_NUMBERED_STEM = re.compile(r"^(?P<prefix>.+?)[_ -](?P<number>\d+)$")
+_NUMBERED_STEM = re.compile(r"^(?P<prefix>.+?)[_ -](?P<number>\d+)\s*$")
 _CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
@@ -134,14 +138,23 @@ def class_prefix(file_name: str) -> str | None:
 
 def video_key(split: str, file_name: str) -> str:
     """Canonical identity of an ERA video, shared by the ERA and CapERA converters."""
-    return f"{FAMILY}:{split}/{Path(file_name).stem}"
+    return f"{FAMILY}:{split}/{video_stem(file_name)}"
+
+
+def video_stem(file_name: str) -> str:
+    """The file name's stem without trailing spaces: one public ERA loader reports ``Baseball_001 .mp4``
+    (a space before the extension) where CapERA's JSON names ``Baseball_001.mp4``; both are one video."""
+    return Path(file_name).stem.rstrip()
 
 
 def find_split_dirs(root: Path) -> dict[str, Path]:
-    """The split folders under ``root`` ({'train': root/'Train', ...}), matched case-insensitively."""
+    """The split folders under ``root`` or ``root/Videos`` ({'train': root/'Videos'/'Tra', ...}),
+    matched case-insensitively."""
     found: dict[str, Path] = {}
     if not root.is_dir():
         return found
+    if (root / VIDEOS_LEVEL).is_dir() and not any(c.name.lower() in n for n in SPLIT_FOLDERS.values() for c in root.iterdir()):
+        root = root / VIDEOS_LEVEL
     children = sorted(p for p in root.iterdir() if p.is_dir())
     for split, names in SPLIT_FOLDERS.items():
         for child in children:
@@ -149,60 +162,6 @@ def find_split_dirs(root: Path) -> dict[str, Path]:
                 found[split] = child
                 break
     return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic videos, shared with CapERA: the same (split, stem) always gives the same bytes
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SyntheticVideo:
-    split: str
-    raw_class: str
-    file_name: str
-
-
-def synthetic_videos(scale: Scale) -> list[SyntheticVideo]:
-    """The videos of a synthetic ERA/CapERA corpus: mini = 3 classes, 2 train + 1 test video each;
-    paper = the real 1,473 / 1,391 videos spread evenly over the 25 classes."""
-    classes = list(ERA_CLASSES)
-    if scale == "mini":
-        per_class = {"train": {c: 2 for c in ("Baseball", "TrafficCollision", "NonEvent")},
-                     "test": {c: 1 for c in ("Baseball", "TrafficCollision", "NonEvent")}}
-    else:
-        per_class = {}
-        for split, total in PAPER_SPLIT_SIZES.items():
-            base, extra = divmod(total, len(classes))
-            per_class[split] = {c: base + (1 if i < extra else 0) for i, c in enumerate(classes)}
-    return [
-        SyntheticVideo(split, raw_class, f"{raw_class}_{number:03d}.mp4")
-        for split in ("train", "test")
-        for raw_class, count in per_class[split].items()
-        for number in range(1, count + 1)
-    ]
-
-
-def synthetic_video_size(scale: Scale) -> tuple[int, int]:
-    """(side, frames): mini videos are big enough to look at; paper ones only need to exist."""
-    return (64, 12) if scale == "mini" else (16, 4)
-
-
-def write_synthetic_video(path: Path, video: SyntheticVideo, scale: Scale) -> Path:
-    """A drone-clip stand-in: a seeded ground colour and a square that moves across it."""
-    side, frames = synthetic_video_size(scale)
-    seed = zlib.crc32(f"{video.split}/{video.file_name}".encode())
-    rng = random.Random(seed)
-    ground = tuple(rng.randrange(40, 160) for _ in range(3))
-    mover = tuple(rng.randrange(160, 256) for _ in range(3))
-    box = max(2, side // 4)
-    images = []
-    for t in range(frames):
-        image = Image.new("RGB", (side, side), ground)
-        x = (t * (side - box)) // max(1, frames - 1)
-        ImageDraw.Draw(image).rectangle([x, side // 3, x + box - 1, side // 3 + box - 1], fill=mover)
-        images.append(image)
-    return write_video(path, images)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +175,7 @@ class ERASource(SourceConverter):
     task = "classification"
     family = FAMILY
     media = "video"
-    layout = "Train/<Class>/<Class>_NNN.mp4, Test/<Class>/<Class>_NNN.mp4 (class = folder; no label file)"
+    layout = "Videos/Tra/<Class>/<Class>_NNN.mp4, Videos/Test/<Class>/<Class>_NNN.mp4 (class = folder; no label file)"
     title = "ERA: Event Recognition in Aerial videos"
     citation = (
         "Mou, L., Hua, Y., Jin, P., Zhu, X. X. ERA: A Data Set and Deep Learning Benchmark for Event "
@@ -224,11 +183,38 @@ class ERASource(SourceConverter):
     )
     license = "academic use only (no redistribution)"
     homepage = "https://lcmou.github.io/ERA_Dataset/"
+    short_title = "ERA-VQA"  # SkyEyeGPT evaluates ERA through the questions generated from its labels
+    report_rank = 9
+    paper_counts = {"era_vqa": ("ERA-VQA", 1_500)}
+    published_splits = PAPER_SPLIT_SIZES  # videos: 1,473 train / 1,391 test
+    published_unit = "videos"
+    layouts = (
+        Layout("archive", "Videos/Tra/<Class>/<Class>_NNN.mp4 + Videos/Test/<Class>/<Class>_NNN.mp4",
+               "the ERA archive as extracted (../shared/real-samples/README.md, 'Published folder layouts': two "
+               "independent public loaders read Videos/Tra and Videos/Test; not re-found in our code index)"),
+        Layout("no Videos level", "{Tra,Train}/<Class>/... + Test/<Class>/...",
+               "inferred: the same folders with the archive's Videos/ level dropped, or Tra renamed Train"),
+    )  # fmt: skip
 
     def check_layout(self, raw_dir: Path) -> None:
+        self.find_layout(raw_dir)
+
+    def find_layout(self, raw_dir: Path) -> FoundLayout:
         super().check_layout(raw_dir)
-        if find_split_dirs(raw_dir):
-            return
+        splits = find_split_dirs(raw_dir)
+        if splits:
+            missing = [s for s in SPLIT_FOLDERS if s not in splits]
+            if missing:  # the release has both: one absent is an incomplete download, never a silent skip
+                where = next(iter(splits.values())).parent
+                raise LayoutError(
+                    f"era: {where} has {', '.join(p.name + '/' for p in splits.values())} but no "
+                    f"{' or '.join('/'.join(n.capitalize() for n in SPLIT_FOLDERS[s][:2]) + '/' for s in missing)} "
+                    f"folder: the ERA archive has both Videos/Tra/ and Videos/Test/; extract the missing one into {where}"
+                )
+            rel = {s: p.relative_to(raw_dir).as_posix() + "/" for s, p in splits.items()}
+            variant = next(v for v in self.layouts if v.name == ("archive" if rel["train"].startswith(VIDEOS_LEVEL)
+                                                               else "no Videos level"))  # fmt: skip
+            return FoundLayout(variant, rel)
         class_dirs = [p.name for p in raw_dir.iterdir() if p.is_dir() and event_label(p.name)[1]]
         if class_dirs:
             raise LayoutError(
@@ -236,6 +222,11 @@ class ERASource(SourceConverter):
                 "Train/ and Test/ folders: the split of each video is unknown. Expected " + self.layout
             )
         raise LayoutError(f"era: no Train/ or Test/ folder in {raw_dir}; expected {self.layout}")
+
+    def count_raw(self, raw_dir: Path, found: FoundLayout) -> dict[str, int] | None:
+        """Video files per split folder (class folders one level down)."""
+        return {split: sum(1 for p in (raw_dir / folder).glob("*/*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+                for split, folder in found.paths.items()}  # fmt: skip
 
     def records(self, raw_dir: Path) -> Iterator[Record | Rejected]:
         self.check_layout(raw_dir)
@@ -282,11 +273,3 @@ class ERASource(SourceConverter):
             label=label,
             flags=[] if known else ["class_not_in_era_list"],
         )
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:  # noqa: ARG002
-        """Write Train/<Class>/<Class>_NNN.mp4 and Test/...; the bytes depend only on the file name."""
-        videos = synthetic_videos(scale)
-        for video in videos:
-            folder = "Train" if video.split == "train" else "Test"
-            write_synthetic_video(raw_dir / folder / video.raw_class / video.file_name, video, scale)
-        return len(videos)

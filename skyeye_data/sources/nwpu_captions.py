@@ -22,6 +22,9 @@ Quirks
     - ``imgid`` is global over the file but does not follow the class order of the file (the
       airplane images start at 30800), so provenance uses the entry's position in file order.
     - The image folder is the class key, so an image's path is ``NWPU_images/<class>/<filename>``.
+    - ``airplane_111.jpg`` is listed but missing from the published image archive: its entry is
+      quarantined ("image file not found: airplane_111.jpg"), counted, never dropped silently
+      (``../shared/real-samples/README.md``; the paper-scale synthetic corpus reproduces it).
 
 Reading rules shared by all caption sources: :mod:`skyeye_data.sources._karpathy`.
 
@@ -34,16 +37,15 @@ Citation
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator
 
 from skyeye_data.sources import register
+from skyeye_data.sources.base import Layout
 from skyeye_data.sources._karpathy import (
     CaptionJsonSource,
     CaptionText,
     RawEntry,
-    SynthSpec,
     excerpt_of,
     head_of,
     printable,
@@ -80,14 +82,14 @@ class NWPUCaptions(CaptionJsonSource):
     )
     license = "research use (no license stated by the authors)"
     homepage = "https://github.com/HaiyanHuang98/NWPU-Captions"
-    synth = SynthSpec(
-        classes=NWPU_CLASSES,
-        image_size=(256, 256),
-        paper_splits={"train": 25200, "val": 3150, "test": 3150},
-        mini_splits={"train": 5, "val": 2, "test": 1},
-        filename=lambda class_name, in_class, overall: f"{class_name}_{in_class:03d}.jpg",
-        image_subdir=lambda class_name: class_name,
-    )
+    short_title = "NWPU-Captions"
+    report_rank = 4
+    paper_counts = {"nwpu_captions": ("NWPU-Captions", 126_000)}
+    published_splits = {"train": 25200, "val": 3150, "test": 3150}  # images per split in the release
+    layouts = (
+        Layout("published", "dataset_nwpu.json + NWPU_images/<class>/*.jpg",
+               "HaiyanHuang98/NWPU-Captions README: dataset_nwpu.json and the NWPU-RESISC45 images by class folder"),
+    )  # fmt: skip
 
     def entries(self, data: Any) -> Iterator[RawEntry | Rejected]:
         if not isinstance(data, dict) or "images" in data:
@@ -119,26 +121,6 @@ class NWPUCaptions(CaptionJsonSource):
     def caption_texts(self, entry: dict) -> list[CaptionText]:
         extra = sorted((k for k in entry if _EXTRA_CAPTION_FIELD.fullmatch(k) and k not in CAPTION_FIELDS))
         return [CaptionText(field, entry.get(field)) for field in (*CAPTION_FIELDS, *extra)]
-
-    def entry_json(self, filename: str, imgid: int, split: str, captions: list[str], class_name: str) -> dict:
-        entry: dict[str, Any] = {"filename": filename, "imgid": imgid, "split": split}
-        for k, (field, caption) in enumerate(zip(CAPTION_FIELDS, captions)):
-            entry[field] = caption
-            entry["sentids" + field[3:]] = imgid * 5 + k
-        return entry
-
-    def write_annotation(self, out: TextIO, entries: Iterator[tuple[str, dict]]) -> None:
-        """Stream ``{"<class>": [entry, ...], ...}``; entries arrive grouped by class."""
-        current = None
-        out.write("{")
-        for class_name, entry in entries:
-            if class_name != current:
-                out.write(("\n], " if current is not None else "") + f"{json.dumps(class_name)}: [\n")
-                current = class_name
-            else:
-                out.write(",\n")
-            out.write(json.dumps(entry))
-        out.write("\n]}\n" if current is not None else "}\n")
 
 
 def _shape(value: Any) -> str:

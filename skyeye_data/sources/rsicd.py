@@ -7,10 +7,11 @@ Dataset
 
 Raw layout (under ``RAW/rsicd/``)::
 
-    dataset_rsicd.json    Karpathy-style: {"images": [{"filename": "airport_1.jpg", "imgid": 0,
+    annotations_rsicd/dataset_rsicd.json   (most copies; dataset_rsicd.json at the top also accepted)
+                          Karpathy-style: {"images": [{"filename": "airport_1.jpg", "imgid": 0,
                           "split": "train", "sentids", "sentences": [{"raw", "tokens", "imgid",
                           "sentid"}]}], "dataset": "rsicd"}
-    RSICD_images/*.jpg
+    RSICD_images/*.jpg     (images/ also accepted; the variants and evidence: ``RSICD.layouts``)
 
 Splits: the file's own ``split`` field, 8,734 train / 1,093 val / 1,094 test images; SkyEye-968k
 uses the 43,670 (43.7k) train captions.
@@ -31,7 +32,8 @@ Citation
 from __future__ import annotations
 
 from skyeye_data.sources import register
-from skyeye_data.sources._karpathy import CaptionJsonSource, SynthSpec
+from skyeye_data.sources._karpathy import CaptionJsonSource
+from skyeye_data.sources.base import Layout
 
 RSICD_CLASSES = (
     "airport", "bareland", "baseballfield", "beach", "bridge", "center", "church", "commercial",
@@ -41,18 +43,13 @@ RSICD_CLASSES = (
 )  # fmt: skip
 
 
-def rsicd_filename(class_name: str, in_class: int, overall: int) -> str:
-    # every seventh image gets a bare five-digit number, like the RSICD files RSIVQA-AID names
-    return f"{overall:05d}.jpg" if overall % 7 == 0 else f"{class_name}_{in_class}.jpg"
-
-
 @register
 class RSICD(CaptionJsonSource):
     name = "rsicd"
     family = "rsicd"
     annotation_file = "dataset_rsicd.json"
     image_dir = "RSICD_images"
-    layout = "dataset_rsicd.json + RSICD_images/*.jpg (10,921 images, 224x224)"
+    layout = "annotations_rsicd/dataset_rsicd.json (or dataset_rsicd.json) + RSICD_images/*.jpg (10,921 images, 224x224)"
     title = "RSICD"
     citation = (
         "Lu, Wang, Zheng, Li. Exploring Models and Data for Remote Sensing Image Caption Generation. "
@@ -60,11 +57,17 @@ class RSICD(CaptionJsonSource):
     )
     license = "research use (no license stated by the authors)"
     homepage = "https://github.com/201528014227051/RSICD_optimal"
-    synth = SynthSpec(
-        classes=RSICD_CLASSES,
-        image_size=(224, 224),
-        paper_splits={"train": 8734, "val": 1093, "test": 1094},
-        mini_splits={"train": 5, "val": 2, "test": 2},
-        filename=rsicd_filename,
-        capitalised=False,
-    )
+    short_title = "RSICD"
+    benchmark_splits = ("val", "test")
+    report_rank = 2
+    paper_counts = {"rsicd": ("RSICD", 43_700)}
+    published_splits = {"train": 8734, "val": 1093, "test": 1094}  # images per split in the release
+    layouts = (
+        Layout("archive", "annotations_rsicd/dataset_rsicd.json + RSICD_images/*.jpg",
+               "the release as most copies keep it: public loaders read RSICD/annotations_rsicd/dataset_rsicd.json "
+               "with RSICD/RSICD_images (found by code search over GitHub, e.g. CLIP-on-RSICD training scripts)"),
+        Layout("flattened", "dataset_rsicd.json + RSICD_images/*.jpg",
+               "201528014227051/RSICD_optimal (the authors' repository) names dataset_rsicd.json beside the images"),
+        Layout("images folder", "annotations_rsicd/dataset_rsicd.json + images/*.jpg",
+               "re-packs that rename RSICD_images/ to images/ (seen in public loaders: RSICD/images)"),
+    )  # fmt: skip

@@ -30,7 +30,8 @@ Citation
 from __future__ import annotations
 
 from skyeye_data.sources import register
-from skyeye_data.sources._karpathy import CaptionJsonSource, SynthSpec
+from skyeye_data.sources._karpathy import CaptionJsonSource
+from skyeye_data.sources.base import Layout
 
 RSITMD_CLASSES = (
     "airport", "bareland", "baseballfield", "beach", "boat", "bridge", "center", "church",
@@ -55,18 +56,12 @@ class RSITMD(CaptionJsonSource):
     )
     license = "research use (no license stated by the authors)"
     homepage = "https://github.com/xiaoyuan1996/AMFMN"
-    synth = SynthSpec(
-        classes=RSITMD_CLASSES,
-        image_size=(256, 256),
-        paper_splits={"train": 4291, "test": 452},
-        mini_splits={"train": 5, "test": 2},
-        filename=lambda class_name, in_class, overall: f"{class_name}_{in_class}.tif",
-    )
-
-    def entry_json(self, filename: str, imgid: int, split: str, captions: list[str], class_name: str) -> dict:
-        entry = super().entry_json(filename, imgid, split, captions, class_name)
-        entry["keywords"] = [
-            class_name,
-            *sorted({w for c in captions for w in c.split() if w in ("trees", "cars", "buildings")}),
-        ]
-        return entry
+    short_title = "RSITMD"
+    report_rank = 3
+    paper_counts = {"rsitmd": ("RSITMD", 21_500)}
+    published_splits = {"train": 4291, "test": 452}  # images per split in the release
+    layouts = (
+        Layout("published", "dataset_RSITMD.json + images/*.tif",
+               "xiaoyuan1996/AMFMN README (RSITMD download); public loaders read RSITMD/dataset_RSITMD.json with "
+               "RSITMD/images"),
+    )  # fmt: skip

@@ -19,9 +19,10 @@ the ``RSIVQA/`` level itself may be kept or dropped)::
 
 Images (not part of the RSIVQA download) are looked up, first found wins:
 
-    1. the parent dataset's folder in the raw root, so both sources name the very same file:
-       UCM → ``RAW/ucm_captions/images/``, Sydney → ``RAW/sydney_captions/images/``,
-       AID → ``RAW/rsicd/RSICD_images/``, DOTA → ``RAW/dota/{train,val}/images/``;
+    1. the parent dataset's folder in the raw root, in each of its accepted layouts, so both sources
+       name the very same file: UCM → ``RAW/ucm_captions/imgs/`` (or ``images/``), Sydney →
+       ``RAW/sydney_captions/imgs/`` (or ``images/``), AID → ``RAW/rsicd/RSICD_images/`` (or
+       ``images/``), DOTA → ``RAW/dota/{train,val}/images/`` (or torchgeo's ``RAW/dota/images/``);
     2. ``RAW/rsivqa/<Subset>/images/<file>`` (what ``skyeye synth`` writes, or a user's copy).
 
     ``image_path`` is relative to ``RAW/rsivqa`` (``../ucm_captions/images/1.tif`` for case 1).
@@ -34,9 +35,12 @@ Splits ("the subset and its split where it has one")
       another split (``RAW/dota/val/images``): the parent's folder wins (flag ``split_from_parent_folder``)
       so one image never sits in two splits across sources.
     - UCM, Sydney, AID: the split the parent caption dataset gives the image (``dataset.json`` /
-      ``dataset_rsicd.json`` in the raw root), so a UCM test image never becomes a training question.
-    - Otherwise (no parent file, or the image is not in it): ``train``, with the flag
-      ``split_not_official`` so a recipe can leave such records out.
+      ``annotations_rsicd/dataset_rsicd.json`` or ``dataset_rsicd.json`` in the raw root), so a UCM
+      test image never becomes a training question. When that parent file is absent or unreadable
+      the split cannot be known: every question of the subset is quarantined ("split unknown"),
+      never put in train (RSIVQA-AID's images are RSICD's, test images included).
+    - An image the parent file does not list: ``train``, with the flag ``split_not_official`` so a
+      recipe can leave such records out (the recipes select subsets whose images all have a split).
 
 Reading rules and quirks
     - The image name ends at the FIRST ':' (names hold none); the question ends at the FIRST '?'
@@ -65,28 +69,16 @@ Citation
 
 from __future__ import annotations
 
-import json
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from skyeye_data.io import atomic_path
+from skyeye_data import rawfs, safejson
 from skyeye_data.schema import SPLITS, Record, VQARecord
 from skyeye_data.sources import register
-from skyeye_data.sources.base import (
-    ImageProblem,
-    LayoutError,
-    Rejected,
-    Scale,
-    SourceConverter,
-    build_record,
-    image_key,
-    media_fields,
-    probe_image,
-)
-from skyeye_data.synth import synth_image
+from skyeye_data.sources.base import FoundLayout, Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import ImageProblem, Rejected, build_record, image_key, media_fields, probe_image
 
 
 @dataclass(frozen=True)
@@ -95,27 +87,20 @@ class Subset:
 
     folder: str  # as published: "UCM"
     family: str  # the parent dataset's image_key family
-    parent_image_dirs: tuple[str, ...]  # relative to the raw root, tried in order
-    parent_split_json: str | None  # Karpathy json in the raw root giving each image's split
+    parent_image_dirs: tuple[str, ...]  # relative to the raw root, tried in order (every accepted layout)
+    parent_split_json: tuple[str, ...]  # Karpathy json in the raw root giving each image's split, tried in order
     default_ext: str | None  # added to names without an extension
-    # synthesis: file name -> (images, triplets) at paper scale (estimated, see synthesize)
-    paper_files: tuple[tuple[str, int, int], ...]
-    image_size: tuple[int, int]  # mini
-    image_ext: str  # synthetic images
 
 
 SUBSETS: tuple[Subset, ...] = (
-    Subset("UCM", "ucm", ("ucm_captions/images",), "ucm_captions/dataset.json", None,
-           (("ucm_vqa.txt", 2100, 2100), ("ucm_res.txt", 539, 2693)), (256, 256), ".tif"),
-    Subset("Sydney", "sydney", ("sydney_captions/images",), "sydney_captions/dataset.json", None,
-           (("sydney_vqa.txt", 613, 613),), (500, 500), ".tif"),
-    Subset("AID", "rsicd", ("rsicd/RSICD_images",), "rsicd/dataset_rsicd.json", None,
-           (("rsicd_vqa.txt", 10723, 10723),), (224, 224), ".jpg"),
-    Subset("DOTA", "dota", ("dota/train/images", "dota/val/images"), None, ".png",
-           (("dota_train_vqa2.txt", 1411, 11905), ("dota_val_vqa2.txt", 458, 3887)), (200, 150), ".png"),
-    Subset("HRRSD", "hrrsd", (), None, ".jpg",
-           (("opt_val_vqa.txt", 21959, 79772),), (160, 120), ".jpg"),
-)  # fmt: skip
+    Subset("UCM", "ucm", ("ucm_captions/imgs", "ucm_captions/images"), ("ucm_captions/dataset.json",), None),
+    Subset("Sydney", "sydney", ("sydney_captions/imgs", "sydney_captions/images"), ("sydney_captions/dataset.json",),
+           None),
+    Subset("AID", "rsicd", ("rsicd/RSICD_images", "rsicd/images"),
+           ("rsicd/annotations_rsicd/dataset_rsicd.json", "rsicd/dataset_rsicd.json"), None),
+    Subset("DOTA", "dota", ("dota/train/images", "dota/val/images", "dota/images"), (), ".png"),
+    Subset("HRRSD", "hrrsd", (), (), ".jpg"),
+)
 
 _SPLIT_IN_NAME = re.compile(r"(?:^|_)(train|val|test)(?:_|\.|\d|$)")
 _SPACES = re.compile(r"\s+")
@@ -179,6 +164,7 @@ class RSIVQA(SourceConverter):
     name = "rsivqa"
     task = "vqa"
     family = "rsivqa"  # records use their parent dataset's family, see image_key
+    reads_sources = tuple(sorted({path.split("/")[0] for s in SUBSETS for path in s.parent_image_dirs + s.parent_split_json}))
     layout = "{UCM,Sydney,AID,DOTA,HRRSD}/*.txt ('image:question?answer' lines); images from the parent datasets"
     title = "RSIVQA"
     citation = (
@@ -187,6 +173,21 @@ class RSIVQA(SourceConverter):
     )
     license = "research use (no license stated by the authors); images: those of UCM, Sydney, AID/RSICD, DOTA, HRRSD"
     homepage = "https://github.com/spectralpublic/RSIVQA"
+    short_title = "RSIVQA"
+    report_rank = 8
+    paper_counts = {"rsivqa": ("RSIVQA", 17_700)}
+    # lines per published file (spectralpublic/RSIVQA RSIVQA/, counted in the files): 111,693 in all
+    published_files = {
+        "UCM/ucm_vqa.txt": 2_100, "UCM/ucm_res.txt": 2_795, "Sydney/sydney_vqa.txt": 613, "AID/rsicd_vqa.txt": 10_921,
+        "DOTA/dota_train_vqa2.txt": 12_389, "DOTA/dota_val_vqa2.txt": 4_041, "HRRSD/opt_val_vqa.txt": 78_834,
+    }  # fmt: skip
+    published_unit = "lines"
+    layouts = (
+        Layout("repository", "{UCM,Sydney,AID,DOTA,HRRSD}/*.txt",
+               "spectralpublic/RSIVQA, folder RSIVQA/ (its README and files); images from the parent datasets"),
+        Layout("repository folder kept", "RSIVQA/{UCM,Sydney,AID,DOTA,HRRSD}/*.txt",
+               "the same files with the repository's RSIVQA/ level kept (a git clone)"),
+    )  # fmt: skip
 
     def base_dir(self, raw_dir: Path) -> Path:
         """The folder holding the subset folders (the repository's ``RSIVQA/`` level is optional)."""
@@ -198,6 +199,21 @@ class RSIVQA(SourceConverter):
     def text_files(self, raw_dir: Path) -> list[tuple[Subset, Path]]:
         base = self.base_dir(raw_dir)
         return [(s, f) for s in SUBSETS if (base / s.folder).is_dir() for f in sorted((base / s.folder).glob("*.txt"))]
+
+    def find_layout(self, raw_dir: Path) -> FoundLayout:
+        self.check_layout(raw_dir)
+        base = self.base_dir(raw_dir)
+        files = {f.relative_to(base).as_posix() for _, f in self.text_files(raw_dir)}
+        return FoundLayout(self.layouts[1 if base != raw_dir else 0], {"files": ", ".join(sorted(files))})
+
+    def count_raw(self, raw_dir: Path, found: FoundLayout) -> dict[str, int] | None:
+        """Non-blank lines per published file (one triplet a line)."""
+        base = self.base_dir(raw_dir)
+        counts = {}
+        for _, path in self.text_files(raw_dir):
+            with rawfs.open_raw(path, "label") as handle:  # the guarded reader: a FIFO or a link out is refused
+                counts[path.relative_to(base).as_posix()] = sum(1 for line in handle if line.strip())
+        return counts
 
     def check_layout(self, raw_dir: Path) -> None:
         super().check_layout(raw_dir)
@@ -212,17 +228,30 @@ class RSIVQA(SourceConverter):
         split_maps: dict[str, dict[str, str] | None] = {}
         for subset, path in self.text_files(raw_dir):
             if subset.parent_split_json and subset.folder not in split_maps:
-                split_maps[subset.folder] = parent_splits(raw_dir.parent / subset.parent_split_json)
+                candidates = [raw_dir.parent / c for c in subset.parent_split_json]
+                present = next((c for c in candidates if rawfs.present(c)), None)
+                # no parent file: the split of its images cannot be known, and a guess would leak test
+                # images into training (RSIVQA-AID's images are RSICD's, test ones included)
+                split_maps[subset.folder] = parent_splits(present) if present else (
+                    f"no parent caption file ({' or '.join(subset.parent_split_json)} in the raw root) gives "
+                    f"the {subset.folder} images' split")  # fmt: skip
             yield from self._read_file(raw_dir, subset, path, split_maps.get(subset.folder))
 
-    def _read_file(self, raw_dir: Path, subset: Subset, path: Path, splits: dict | None) -> Iterator:
+    def _read_file(self, raw_dir: Path, subset: Subset, path: Path, splits: dict | str | None) -> Iterator:
         raw_file = path.relative_to(raw_dir).as_posix()
         file_split = _split_in_name(path.stem)
         seen: dict[tuple[str, str], int] = {}
-        with open(path, encoding="utf-8", errors="surrogateescape", newline=None) as handle:
+        try:  # the guarded reader: a FIFO, a device or a symlink out of the raw root is refused, never read
+            handle = rawfs.open_text(path, "label", errors="surrogateescape")
+        except rawfs.RawAccessError as error:
+            yield Rejected(raw_file, error.reason)
+            return
+        lines = 0
+        with handle:
             for number, text in enumerate(handle, start=1):
                 if not text.strip():
                     continue  # a blank line holds no triplet
+                lines += 1
                 parsed = parse_line(text.rstrip("\n"))
                 if isinstance(parsed, str):
                     yield Rejected(raw_file, parsed, raw_line=number, excerpt=_printable(text.strip()))
@@ -235,11 +264,17 @@ class RSIVQA(SourceConverter):
                     continue
                 seen[key] = number
                 yield self._record(raw_dir, subset, raw_file, number, parsed, file_split, splits)
+        if lines == 0:  # one line says so: a file's questions never vanish without a word
+            yield Rejected(raw_file, "the file holds no triplet (it is empty or holds only blank lines)")
 
     def _record(self, raw_dir, subset, raw_file, number, triplet, file_split, splits) -> Record | Rejected:
         file_name = triplet.image
         if subset.default_ext and not Path(file_name).suffix:
             file_name += subset.default_ext
+        try:  # the name becomes a path: NUL, over 255 bytes, absolute or '..' are refused first
+            rawfs.check_name(file_name, "image name")
+        except rawfs.RawAccessError as error:
+            return Rejected(raw_file, error.reason, raw_line=number)
         found = self._found.get((subset.folder, file_name))
         if found is None:  # an image is asked several questions: look it up once
             found = find_image(raw_dir, self.base_dir(raw_dir), subset, file_name)
@@ -252,7 +287,9 @@ class RSIVQA(SourceConverter):
         except ImageProblem as error:
             return Rejected(raw_file, f"{error} (at {image_rel})", raw_line=number)
         flags = list(triplet.flags)
-        split = file_split or (splits or {}).get(file_name)
+        if isinstance(splits, str) and not file_split:  # the parent caption file is broken: fail closed
+            return Rejected(raw_file, f"split unknown: {splits}; the question is not put in train", raw_line=number)
+        split = file_split or (splits if isinstance(splits, dict) else {}).get(file_name)
         folder_split = _split_of_folder(image_rel)
         if folder_split and folder_split != split:
             # the parent's own split folder wins (DOTA): the image must not cross splits between sources
@@ -276,51 +313,6 @@ class RSIVQA(SourceConverter):
             flags=sorted(flags),
         )
 
-    # -- synthesis ----------------------------------------------------------------------------
-
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        """Write every subset's text files and images under ``raw_dir/<Subset>/``.
-
-        mini: two or three images per file, 1-5 triplets each, with the real quirks (a line with a
-        leading space, the DOTA/HRRSD space after ':', a question with an empty object slot, a blank
-        line). paper: per-file triplet and image counts estimated from the published files (their
-        sizes over the mean line length of their first 200 lines, scaled to the README's 111,693
-        triplets and 37,264 images); 8x8 images. UCM and Sydney images are named 1.tif.. like the
-        caption datasets' so the Conversa joins line up.
-        """
-        written = 0
-        for subset in SUBSETS:
-            for file_name, paper_images, paper_triplets in subset.paper_files:
-                if scale == "mini":
-                    images, triplets = 3 if file_name != "ucm_res.txt" else 2, None
-                else:
-                    images, triplets = paper_images, paper_triplets
-                written += self._write_file(raw_dir, subset, file_name, images, triplets, scale, rng)
-        return written
-
-    def _write_file(self, raw_dir, subset, file_name, images, triplets, scale, rng) -> int:
-        names = _synthetic_names(subset, file_name, images)
-        size = subset.image_size if scale == "mini" else (8, 8)
-        image_dir = raw_dir / subset.folder / "images"
-        for name in names:
-            path = image_dir / (name if Path(name).suffix else name + subset.image_ext)
-            if not path.exists():  # UCM's two files share images
-                synth_image(path, size[0], size[1], seed=f"rsivqa:{subset.folder}:{name}")
-        per_image = _spread(triplets, len(names)) if triplets is not None else None
-        count = 0
-        path = raw_dir / subset.folder / file_name
-        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
-            sep = " " if subset.default_ext else ""  # DOTA/HRRSD: "P0000: how many ..."
-            for index, name in enumerate(names):
-                n = per_image[index] if per_image is not None else _mini_questions_per_image(subset, file_name)
-                for k, (question, answer) in enumerate(_synthetic_questions(subset, file_name, rng, n)):
-                    lead = " " if scale == "mini" and index == 1 and k == 0 else ""  # the leading-space quirk
-                    out.write(f"{lead}{name}:{sep}{question}{answer}\n")
-                    count += 1
-            if scale == "mini":
-                out.write("\n")  # a trailing blank line, as some files have
-        return count
-
 
 def _split_in_name(stem: str) -> str | None:
     match = _SPLIT_IN_NAME.search(stem.lower())
@@ -335,20 +327,24 @@ def _split_of_folder(image_rel: str) -> str | None:
     return next((part for part in parts[2:-1] if part in SPLITS), None)
 
 
-def parent_splits(path: Path) -> dict[str, str] | None:
-    """file name -> split from a Karpathy-style caption json, or None when absent/unreadable."""
-    if not path.is_file():
+def parent_splits(path: Path) -> dict[str, str] | str | None:
+    """file name -> split from a Karpathy-style caption json; None when absent; a reason when the file
+    is there but cannot be read (the questions that depend on it are then quarantined, never trained)."""
+    if not rawfs.present(path):
         return None
+    where = f"{path.parent.name}/{path.name}"
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
+        data = safejson.loads(rawfs.read_text(path, "json", encoding="utf-8-sig", errors="replace"))
         images = data["images"]
         return {
             entry["filename"]: entry["split"]
             for entry in images
             if isinstance(entry, dict) and isinstance(entry.get("filename"), str) and entry.get("split") in SPLITS
         }
-    except (ValueError, KeyError, TypeError):
-        return None  # the caption converter quarantines a broken file; here it only costs the split
+    except rawfs.RawAccessError as error:
+        return f"the parent caption file {where} cannot be read ({error.reason})"
+    except (ValueError, KeyError, TypeError) as error:
+        return f"the parent caption file {where} cannot be read ({type(error).__name__}: {str(error)[:120]})"
 
 
 def find_image(raw_dir: Path, base: Path, subset: Subset, file_name: str) -> tuple[str, Path] | str:
@@ -357,60 +353,6 @@ def find_image(raw_dir: Path, base: Path, subset: Subset, file_name: str) -> tup
     local = (base / subset.folder / "images" / file_name).relative_to(raw_dir).as_posix()
     candidates.append(local)
     for rel in candidates:
-        if (raw_dir / rel).is_file():
+        if rawfs.present(raw_dir / rel):
             return rel, raw_dir / rel
     return f"image file not found: {file_name} (looked in {', '.join(c.rsplit('/', 1)[0] for c in candidates)})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic content
-# ---------------------------------------------------------------------------------------------
-
-_SCENES = ("farmland", "residential", "airport", "forest", "industrial", "river", "beach", "parking")
-_OBJECTS = ("airplane", "trees", "ship", "storage tank", "small vehicle", "tennis court", "bridge")
-_COUNTS = ("zero", "one", "two", "three", "nine", "fourteen")
-_WHERE = ("top left corner", "central section", "diagonal", "everywhere", "i cannot see it")
-
-
-def _synthetic_names(subset: Subset, file_name: str, images: int) -> list[str]:
-    if subset.folder in ("UCM", "Sydney"):
-        return [f"{i}.tif" for i in range(1, images + 1)]
-    if subset.folder == "AID":
-        return [f"{433 + i:05d}.jpg" for i in range(images)]
-    if subset.folder == "DOTA":
-        start = 0 if "train" in file_name else 5000  # train and val images never share a name
-        return [f"P{start + i:04d}" for i in range(images)]
-    return [f"{i:05d}" for i in range(1, images + 1)]
-
-
-def _mini_questions_per_image(subset: Subset, file_name: str) -> int:
-    # the scene files ask one theme question per image; the others ask several
-    return 1 if subset.folder in ("UCM", "Sydney", "AID") and file_name != "ucm_res.txt" else 5
-
-
-def _spread(total: int, parts: int) -> list[int]:
-    base, extra = divmod(total, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
-
-
-def _synthetic_questions(subset: Subset, file_name: str, rng: random.Random, n: int) -> Iterator[tuple[str, str]]:
-    """(question with its '?', answer) pairs in the styles of the real files."""
-    if subset.default_ext:  # detection subsets: counts and presence
-        for k in range(n):
-            obj = _OBJECTS[k % len(_OBJECTS)]
-            if k % 2 == 0:
-                yield f"how many {obj}s are there in this picture?", str(rng.randrange(1, 60))
-            else:
-                yield f"does this picture contain {obj}?", rng.choice(("yes", "no"))
-        return
-    human = file_name == "ucm_res.txt"
-    templates = [
-        (("What" if human else "what") + " is the theme of this picture?", lambda: rng.choice(_SCENES)),
-        ("Does this picture contain an airplane?", lambda: rng.choice(("yes", "no"))),
-        ("Does this picture contain trees?", lambda: rng.choice(("yes", "no"))),
-        ("How many  in the picture?", lambda: "zero"),  # the real files' empty object slot
-        ("What is the location of the trees in this picture?", lambda: rng.choice(_WHERE)),
-    ]
-    for k in range(n):
-        question, answer = templates[k % len(templates)]
-        yield question, answer()

@@ -6,27 +6,19 @@ there is a ground track field, located approximately 34 meters southeast of the 
 with the object's horizontal box; splits 5,505 / 1,201 / 1,227 expressions. SkyEye-968k uses the
 train split for ``[refer]``.
 
-Released layout, as far as it could be established. No file of the release was available to us;
-the GeoVG code (a fork of ReSC, ``dataset/data_loader.py``, dataset name ``'rsvg'``) reads
-``<data_root>/rsvg/images/<image_file>`` and the split lists ``<split_root>/rsvg/rsvg_<split>.pth``,
-each a ``torch.save``-d Python list of tuples ``(image_file, bbox, phrase, extra)`` with ``bbox``
-already ``[x1, y1, x2, y2]`` in pixels (the loader only casts it to int). Third-party READMEs show
-the same folder: ``rsvg/images/``, ``rsvg_train.pth``, ``rsvg_val.pth``, ``rsvg_test.pth``.
-
-Assumed layout under ``RAW/rsvg/``::
+Raw layout under ``RAW/rsvg/`` (the variants: :attr:`RsvgSource.layouts`, with their evidence)::
 
     images/<image_file> ...
-    rsvg_train.json  rsvg_val.json  rsvg_test.json
+    rsvg_train.pth  rsvg_val.pth  rsvg_test.pth    # as released (or their rsvg_<split>.json exports)
 
-A ``.pth`` file is a pickle, and this toolkit never unpickles untrusted input (a pickle can run
-arbitrary code) nor imports torch. So the converter reads ``rsvg_<split>.json``: the same lists,
-exported once with torch's safe loader (``weights_only=True`` refuses code)::
-
-    python -c "import json, sys, torch; json.dump([[f, [float(v) for v in b], p] for f, b, p, *_
-    in torch.load(sys.argv[1], weights_only=True)], open(sys.argv[2], 'w'))" rsvg_train.pth rsvg_train.json
-
-(the fourth tuple field is not used and may be left out). When only the ``.pth`` files are
-present, :meth:`RsvgSource.check_layout` fails with a LayoutError that says exactly this.
+The GeoVG code (a fork of ReSC, ``dataset/data_loader.py``, dataset name ``'rsvg'``) reads
+``<data_root>/rsvg/images/<image_file>`` and ``<split_root>/rsvg/rsvg_<split>.pth``, each a
+``torch.save``-d Python list of tuples ``(image_file, bbox, phrase, extra)`` with ``bbox`` already
+``[x1, y1, x2, y2]`` in pixels (the loader only casts it to int). The ``.pth`` files are read
+directly and safely (:mod:`skyeye_data.sources._pth`: the zip's ``data.pkl`` through an unpickler
+that resolves no global and no tensor storage; torch is never imported). A ``.pth`` holding anything
+but plain lists, tuples, strings and numbers is refused with the reason, as one rejection for the
+file. All three split files must be there: one missing is a LayoutError naming it.
 
 One :class:`GroundingRecord` per list entry, ``record_id = rsvg:<split>:<position in the list>``.
 Quirks handled here: an entry that is not ``[image_file, [4 numbers], text, ...]``, a missing image,
@@ -42,34 +34,32 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 from typing import Iterator
 
-from skyeye_data.boxes import clip_box
+from skyeye_data import rawfs, safejson
+from skyeye_data.boxes import box_problem, clip_box
 from skyeye_data.schema import GroundingRecord
 from skyeye_data.sources import register
-from skyeye_data.sources.base import (
-    ImageProblem,
-    LayoutError,
-    Rejected,
-    Scale,
-    SourceConverter,
-    build_record,
-    image_key,
-    media_fields,
-    probe_image,
-)
+from skyeye_data.sources._pth import PthError, load_plain_pth
+from skyeye_data.sources.base import FoundLayout, Layout, LayoutError, SourceConverter
+from skyeye_data.sources.base import ImageProblem, Rejected, build_record, image_fields, probe_image
 
 SPLIT_NAMES = ("train", "val", "test")
-PTH_EXPORT_HINT = (
-    "python -c \"import json, sys, torch; json.dump([[f, [float(v) for v in b], p] for f, b, p, *_ in "
-    "torch.load(sys.argv[1], weights_only=True)], open(sys.argv[2], 'w'))\" rsvg_train.pth rsvg_train.json"
-)
+LAYOUT_PTH = Layout(
+    "published", "images/ + rsvg_{train,val,test}.pth",
+    "the GeoVG code (a ReSC fork, dataset/data_loader.py, dataset 'rsvg') reads <data_root>/rsvg/images/<file> and "
+    "<split_root>/rsvg/rsvg_<split>.pth, torch.save-d lists of (image_file, bbox, phrase, ...); third-party READMEs "
+    "show the same folder (../shared/real-samples/README.md, 'Published folder layouts')",
+)  # fmt: skip
+LAYOUT_JSON = Layout(
+    "json export", "images/ + rsvg_{train,val,test}.json",
+    "this toolkit's earlier instructions: the same lists exported once with torch.load(weights_only=True)",
+)  # fmt: skip
 
 
-def split_file(raw_dir: Path, split: str) -> Path:
-    return raw_dir / f"rsvg_{split}.json"
+def split_file(raw_dir: Path, split: str, suffix: str = ".json") -> Path:
+    return raw_dir / f"rsvg_{split}{suffix}"
 
 
 @register
@@ -77,41 +67,69 @@ class RsvgSource(SourceConverter):
     name = "rsvg"
     task = "grounding"
     family = "rsvg"
-    layout = "images/*, rsvg_{train,val,test}.json (the rsvg_<split>.pth lists exported to JSON; see `skyeye sources`)"
+    layout = "images/*, rsvg_{train,val,test}.pth (the released lists; their .json exports are accepted too)"
     title = "RSVG (GeoVG)"
     citation = "Sun, Feng, Li, Ye, Kang, Huang. Visual Grounding in Remote Sensing Images. ACM MM 2022."
     license = "research use (see the GeoVG release)"
     homepage = "https://sunyuxi.github.io/publication/GeoVG"
+    short_title = "RSVG"
+    benchmark_splits = ("val", "test")
+    report_rank = 11
+    paper_counts = {"rsvg": ("RSVG", 5_500)}
+    published_splits = {"train": 5505, "val": 1201, "test": 1227}  # expressions (list entries)
+    published_unit = "expressions"
+    layouts = (LAYOUT_PTH, LAYOUT_JSON)
 
     def check_layout(self, raw_dir: Path) -> None:
+        self.find_layout(raw_dir)
+
+    def find_layout(self, raw_dir: Path) -> FoundLayout:
         super().check_layout(raw_dir)
         if not (raw_dir / "images").is_dir():
             raise LayoutError(f"rsvg: {raw_dir} has no images/ folder; expected {self.layout}")
-        if any(split_file(raw_dir, s).is_file() for s in SPLIT_NAMES):
-            return
-        if any((raw_dir / f"rsvg_{s}.pth").is_file() for s in SPLIT_NAMES):
-            raise LayoutError(
-                f"rsvg: {raw_dir} holds the released rsvg_<split>.pth files, which are pickles; this toolkit "
-                f"does not unpickle them. Export each to rsvg_<split>.json once, e.g.: {PTH_EXPORT_HINT}"
-            )
-        raise LayoutError(f"rsvg: {raw_dir} has none of rsvg_train.json, rsvg_val.json, rsvg_test.json; expected {self.layout}")
+        for layout, suffix in ((LAYOUT_PTH, ".pth"), (LAYOUT_JSON, ".json")):
+            present = [s for s in SPLIT_NAMES if split_file(raw_dir, s, suffix).is_file()]
+            if present and len(present) < len(SPLIT_NAMES):  # all three are published: one absent is an error
+                missing = [split_file(raw_dir, s, suffix).name for s in SPLIT_NAMES if s not in present]
+                raise LayoutError(f"rsvg: {raw_dir} lacks {', '.join(missing)} (the release has the train, val and "
+                                  f"test lists); put the missing file(s) beside {split_file(raw_dir, present[0], suffix).name}")  # fmt: skip
+            if present:
+                return FoundLayout(layout, {s: split_file(raw_dir, s, suffix).name for s in SPLIT_NAMES})
+        raise LayoutError(f"rsvg: {raw_dir} has none of rsvg_train.pth, rsvg_val.pth, rsvg_test.pth (or their .json "
+                          f"exports); expected {self.layout}")  # fmt: skip
 
     def records(self, raw_dir: Path) -> Iterator[GroundingRecord | Rejected]:
+        found = self.find_layout(raw_dir)
         for split in SPLIT_NAMES:
-            path = split_file(raw_dir, split)
-            if not path.is_file():
-                continue
-            try:
-                entries = json.loads(path.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                # nothing of the file can be counted: one rejection stands for the whole file
-                yield Rejected(path.name, f"split file is not valid JSON ({error})")
-                continue
-            if not isinstance(entries, list):
-                yield Rejected(path.name, f"split file holds a {type(entries).__name__}, expected a list of entries")
+            path = raw_dir / found.paths[split]
+            entries = self._load_split(path)
+            if isinstance(entries, Rejected):
+                yield entries  # nothing of the file can be counted: one rejection stands for the whole file
                 continue
             for index, entry in enumerate(entries):
-                yield self._record(raw_dir, path.name, split, index, entry)
+                # torch.save-d lists hold tuples; the JSON export, lists: one shape for the checks
+                yield self._record(raw_dir, path.name, split, index, _as_lists(entry))
+
+    def count_raw(self, raw_dir: Path, found: FoundLayout) -> dict[str, int] | None:
+        lists = {split: self._load_split(raw_dir / found.paths[split]) for split in SPLIT_NAMES}
+        return None if any(isinstance(v, Rejected) for v in lists.values()) else {s: len(v) for s, v in lists.items()}
+
+    @staticmethod
+    def _load_split(path: Path) -> list | Rejected:
+        try:  # guarded read (utf-8-sig: a byte-order mark is accepted, as every other source does)
+            if path.suffix == ".pth":
+                entries = load_plain_pth(rawfs.read_bytes(path, "json"))
+            else:
+                entries = safejson.loads(rawfs.read_text(path, "json", encoding="utf-8-sig"))
+        except rawfs.RawAccessError as error:
+            return Rejected(path.name, error.reason)
+        except PthError as error:
+            return Rejected(path.name, f"{path.name} {error}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return Rejected(path.name, f"split file is not valid JSON ({error})")
+        if not isinstance(entries, list):
+            return Rejected(path.name, f"split file holds a {type(entries).__name__}, expected a list of entries")
+        return entries
 
     def _record(self, raw_dir: Path, raw_file: str, split: str, index: int, entry) -> GroundingRecord | Rejected:
         excerpt = json.dumps(entry, ensure_ascii=False)[:300]
@@ -123,13 +141,16 @@ class RsvgSource(SourceConverter):
         if problem:
             return reject(problem)
         image_file, bbox, expression = entry[0], [float(v) for v in entry[1]], entry[2]
-        image_path = raw_dir / "images" / image_file
-        if not image_path.resolve().is_relative_to((raw_dir / "images").resolve()):
-            return reject(f"image file name {image_file!r} points outside images/")
+        try:  # the name is checked before any filesystem call ('..', absolute, NUL, over 255 bytes)
+            image_path = rawfs.child(raw_dir / "images", image_file, "image file name")
+        except rawfs.RawAccessError as error:
+            return reject(error.reason)
         try:
             info = probe_image(image_path)
         except ImageProblem as error:
             return reject(f"{error} (looked for images/{image_file})")
+        if problem := box_problem(bbox, info.width, info.height):  # inverted, no area, a broken coordinate
+            return reject(problem)
         box, clipped = clip_box(bbox, info.width, info.height)
         if box is None:
             return reject(f"box {bbox} lies wholly outside the {info.width}x{info.height} image")
@@ -140,39 +161,18 @@ class RsvgSource(SourceConverter):
             source=self.name,
             record_id=f"rsvg:{split}:{index}",
             split=split,
-            **media_fields(image_path.relative_to(raw_dir).as_posix(), image_key(self.family, image_file), info),
+            **image_fields(raw_dir, image_path, self.family, info, name=image_file),
             expression=expression.strip(),
             boxes=[box],
             flags=["box_clipped"] if clipped else [],
         )
 
-    # -- synthetic layout --------------------------------------------------------------------------
 
-    def synthesize(self, raw_dir: Path, scale: Scale, rng: random.Random) -> int:
-        from skyeye_data.synth import synth_image  # synth imports the registry; import late
-
-        images, sizes = (PAPER_IMAGES, PAPER_SPLIT_SIZES) if scale == "paper" else (MINI_IMAGES, MINI_SPLIT_SIZES)
-        side = 48 if scale == "paper" else 224
-        total = sum(sizes.values())
-        entries_of_image = _expressions_per_image(images, total)
-        lists: dict[str, list] = {split: [] for split in SPLIT_NAMES}
-        split_of_image = _assign_images(entries_of_image, sizes)
-        for number, count in enumerate(entries_of_image):
-            image_file = f"{number + 1:05d}.jpg"
-            boxes = _synthetic_boxes(rng, side, count)
-            synth_image(raw_dir / "images" / image_file, side, side, seed=f"rsvg:{image_file}", boxes=boxes)
-            for box in boxes:
-                lists[split_of_image[number]].append([image_file, box, _synthetic_expression(rng, box, side), None])
-        for split, entries in lists.items():
-            split_file(raw_dir, split).write_text(json.dumps(entries))
-        return total
-
-
-PAPER_IMAGES = 4239
-PAPER_SPLIT_SIZES = {"train": 5505, "val": 1201, "test": 1227}
-MINI_IMAGES = 4
-MINI_SPLIT_SIZES = {"train": 3, "val": 1, "test": 2}
-_OBJECTS = ("water tower", "storage tank", "tennis court", "ground track field", "bridge", "vehicle")
+def _as_lists(value):
+    """Tuples (as torch.save keeps them) become lists, recursively; everything else is left as it is."""
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 def _entry_problem(entry) -> str | None:
@@ -188,48 +188,3 @@ def _entry_problem(entry) -> str | None:
     if not isinstance(expression, str) or not expression.strip():
         return "expression is empty or not text"
     return None
-
-
-def _expressions_per_image(images: int, total: int) -> list[int]:
-    """Spread ``total`` expressions over ``images`` images: the first ones get one extra."""
-    base, extra = divmod(total, images)
-    return [base + (1 if i < extra else 0) for i in range(images)]
-
-
-def _assign_images(counts: list[int], sizes: dict[str, int]) -> list[str]:
-    """Give every image one split so that the expression counts per split are exact.
-
-    Greedy: larger images first while they fit, single-expression images fill the rest. Keeping an
-    image within one split avoids a leak between train and test in the synthetic corpus.
-    """
-    remaining = dict(sizes)
-    split_of = [""] * len(counts)
-    for i in sorted(range(len(counts)), key=lambda i: -counts[i]):
-        for split in SPLIT_NAMES:
-            if counts[i] <= remaining[split]:
-                split_of[i] = split
-                remaining[split] -= counts[i]
-                break
-        else:
-            raise ValueError(f"cannot place image {i} ({counts[i]} expressions) within the split sizes {sizes}")
-    return split_of
-
-
-def _synthetic_boxes(rng: random.Random, side: int, count: int) -> list[list[int]]:
-    band = side // count
-    boxes = []
-    for i in range(count):
-        x1 = rng.randrange(0, side // 2)
-        boxes.append([x1, i * band + 1, rng.randrange(x1 + side // 8, side), i * band + max(3, band * 2 // 3)])
-    return boxes
-
-
-def _synthetic_expression(rng: random.Random, box: list[int], side: int) -> str:
-    thing = rng.choice(_OBJECTS)
-    area = (box[2] - box[0]) * (box[3] - box[1]) * 4
-    other = rng.choice([o for o in _OBJECTS if o != thing])
-    direction = rng.choice(("north", "south", "east", "west", "southeast", "northwest"))
-    return (
-        f"find a {thing} that is about {area} square meters. there is a {other}, located approximately "
-        f"{rng.randrange(20, 400)} meters {direction} of the {thing}."
-    )

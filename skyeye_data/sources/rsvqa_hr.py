@@ -34,26 +34,9 @@ Citation
 
 from __future__ import annotations
 
-import random
-
 from skyeye_data.sources import register
-from skyeye_data.sources._rsvqa import RsvqaSource, RsvqaSynthSpec, SplitFiles
-
-_OBJECTS = ("residential building", "road", "parking", "water area", "park", "commercial building",
-            "small road", "large residential building")  # fmt: skip
-
-
-def synthetic_hr_question(rng: random.Random) -> tuple[str, str, str]:
-    """(type, question, answer) in the style of the real generator."""
-    kind = rng.choice(("presence", "comp", "count", "area"))
-    a, b = rng.sample(_OBJECTS, 2)
-    if kind == "presence":
-        return kind, f"Is there a {a}?", rng.choice(("yes", "no"))
-    if kind == "comp":
-        return kind, f"Is the number of {a}s equal to the number of {b}s?", rng.choice(("yes", "no"))
-    if kind == "count":
-        return kind, f"How many {a}s are there?", str(rng.randrange(0, 40))
-    return kind, f"What is the area covered by {a}s?", f"{rng.randrange(0, 20000)}m2"
+from skyeye_data.sources.base import Layout
+from skyeye_data.sources._rsvqa import RSVQA_CITATION, RSVQA_HOMEPAGE, RsvqaSource, SplitFiles
 
 
 @register
@@ -73,21 +56,18 @@ class RsvqaHR(RsvqaSource):
         "(10,659 images, 512x512)"
     )
     title = "RSVQA-HR"
-    citation = (
-        "Lobry, Marcos, Murray, Tuia. RSVQA: Visual Question Answering for Remote Sensing Data. "
-        "IEEE TGRS 58(12), 2020."
-    )
+    citation = RSVQA_CITATION
     license = "CC BY 4.0 (Zenodo release); images: USGS HRO, public domain"
-    homepage = "https://rsvqa.sylvainlobry.com"
-    synth = RsvqaSynthSpec(
-        image_size=512,
-        mini_images={"train": 2, "val": 1, "test": 1, "test_phili": 1},
-        mini_questions_per_image=4,
-        # images by the paper's tile shares (61.5 / 11.2 / 20.5 / 6.8 %) of 10,659
-        paper_images={"train": 6_555, "val": 1_194, "test": 2_185, "test_phili": 725},
-        # 1,066,316 active questions; train = SkyEye-968k's 625.3k; the rest spread by image share
-        paper_questions={"train": 625_340, "val": 128_290, "test": 234_773, "test_phili": 77_913},
-        # 1,125,340 question ids in the full files (the authors' loaders size their tables so)
-        paper_inactive=59_024,
-        make_question=synthetic_hr_question,
-    )
+    homepage = RSVQA_HOMEPAGE
+    short_title = "RSVQA-HR"
+    subset_titles = {"test": "test set 1", "test_phili": "test set 2"}
+    benchmark_splits = ("val", "test")
+    report_rank = 7
+    paper_counts = {"rsvqa_hr": ("RSVQA-HR", 625_300)}
+    license_url = "https://creativecommons.org/licenses/by/4.0/"
+    published_unit = "images"  # 10,659 in all; the per-split image counts are not published
+    layouts = (
+        Layout("published", "USGS_split_{train,val,test,test_phili}_{questions,answers,images}.json + Data/<id>.tif",
+               "syvlo/RSVQA AutomaticDB/Splits.py (output_subdb_name 'USGS_split_{}_{}', splits train, test, val, "
+               "test_phili) wrote the files; VQA_model/VQALoader.py reads them"),
+    )  # fmt: skip

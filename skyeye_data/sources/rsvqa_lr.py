@@ -30,26 +30,9 @@ Citation
 
 from __future__ import annotations
 
-import random
-
 from skyeye_data.sources import register
-from skyeye_data.sources._rsvqa import RsvqaSource, RsvqaSynthSpec, SplitFiles
-
-_OBJECTS = ("water area", "road", "farmland", "grass area", "forest", "building", "commercial building",
-            "residential building", "small water area", "large road")  # fmt: skip
-
-
-def synthetic_lr_question(rng: random.Random) -> tuple[str, str, str]:
-    """(type, question, answer) in the style of the real generator."""
-    kind = rng.choice(("presence", "count", "comp", "rural_urban"))
-    a, b = rng.sample(_OBJECTS, 2)
-    if kind == "presence":
-        return kind, f"Is there a {a}?", rng.choice(("yes", "no"))
-    if kind == "count":
-        return kind, f"What is the number of {a}s in the image?", str(rng.randrange(0, 60))
-    if kind == "comp":
-        return kind, f"Are there more {a}s than {b}s?", rng.choice(("yes", "no"))
-    return kind, "Is it a rural or an urban area", rng.choice(("rural", "urban"))
+from skyeye_data.sources.base import Layout
+from skyeye_data.sources._rsvqa import RSVQA_CITATION, RSVQA_HOMEPAGE, RsvqaSource, SplitFiles
 
 
 @register
@@ -61,19 +44,18 @@ class RsvqaLR(RsvqaSource):
     splits = (SplitFiles("train", "train", None), SplitFiles("val", "val", None), SplitFiles("test", "test", None))
     layout = "LR_split_{train,val,test}_{questions,answers,images}.json + Images_LR/<id>.tif (772 images, 256x256)"
     title = "RSVQA-LR"
-    citation = (
-        "Lobry, Marcos, Murray, Tuia. RSVQA: Visual Question Answering for Remote Sensing Data. "
-        "IEEE TGRS 58(12), 2020."
-    )
+    citation = RSVQA_CITATION
     license = "CC BY 4.0 (Zenodo release); images: Copernicus Sentinel-2 data"
-    homepage = "https://rsvqa.sylvainlobry.com"
-    synth = RsvqaSynthSpec(
-        image_size=256,
-        mini_images={"train": 3, "val": 1, "test": 2},
-        mini_questions_per_image=4,
-        paper_images={"train": 572, "val": 100, "test": 100},
-        # 77,232 questions in all; the train count is SkyEye-968k's 57.2k
-        paper_questions={"train": 57_232, "val": 10_000, "test": 10_000},
-        paper_inactive=0,
-        make_question=synthetic_lr_question,
-    )
+    homepage = RSVQA_HOMEPAGE
+    short_title = "RSVQA-LR"
+    benchmark_splits = ("val", "test")
+    report_rank = 6
+    paper_counts = {"rsvqa_lr": ("RSVQA-LR", 57_200)}
+    license_url = "https://creativecommons.org/licenses/by/4.0/"
+    published_splits = {"train": 572, "val": 100, "test": 100}  # images (Lobry et al. 2020: split by tile)
+    published_unit = "images"
+    layouts = (
+        Layout("published", "LR_split_{train,val,test}_{questions,answers,images}.json + Images_LR/<id>.tif",
+               "syvlo/RSVQA AutomaticDB/Splits.py wrote the files (stubs for other splits' ids), "
+               "VQA_model/VQALoader.py reads them; file names as on rsvqa.sylvainlobry.com"),
+    )  # fmt: skip

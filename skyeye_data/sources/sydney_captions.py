@@ -8,7 +8,7 @@ Dataset
 Raw layout (under ``RAW/sydney_captions/``)::
 
     dataset.json          Karpathy-style, as UCM-Captions ("dataset": "sydney")
-    images/1.tif ... images/613.tif
+    imgs/1.tif ... imgs/613.tif       (the archive ships imgs.rar: extract it; images/ also accepted)
 
 Splits: the file's own ``split`` field, 497 train / 58 val / 58 test images; SkyEye-968k uses
 the 2,485 (2.5k) train captions.
@@ -31,7 +31,7 @@ Citation
 from __future__ import annotations
 
 from skyeye_data.sources import register
-from skyeye_data.sources._karpathy import CaptionJsonSource, SynthSpec
+from skyeye_data.sources._karpathy import CaptionJsonSource, imgs_archive_layouts
 
 SYDNEY_CLASSES = ("residential", "airport", "meadow", "river", "ocean", "industrial", "runway")
 
@@ -41,16 +41,15 @@ class SydneyCaptions(CaptionJsonSource):
     name = "sydney_captions"
     family = "sydney"
     annotation_file = "dataset.json"
-    image_dir = "images"
-    layout = "dataset.json + images/<n>.tif (613 images, 500x500)"
+    image_dir = "imgs"
+    layout = "dataset.json + imgs/<n>.tif (the archive's imgs.rar extracted; images/ accepted) (613 images, 500x500)"
     title = "Sydney-Captions"
     citation = "Qu, Li, Tao, Lu. Deep semantic understanding of high resolution remote sensing image. CITS 2016."
     license = "research use (no license stated by the authors)"
     homepage = "https://github.com/201528014227051/RSICD_optimal"
-    synth = SynthSpec(
-        classes=SYDNEY_CLASSES,
-        image_size=(500, 500),
-        paper_splits={"train": 497, "val": 58, "test": 58},
-        mini_splits={"train": 4, "val": 2, "test": 1},
-        filename=lambda class_name, in_class, overall: f"{overall}.tif",
-    )
+    short_title = "Sydney-Captions"
+    benchmark_splits = ("val", "test")
+    report_rank = 1
+    paper_counts = {"sydney_captions": ("Sydney-Captions", 2_500), "sydney_conversa": ("Sydney-Conversa", 500)}
+    published_splits = {"train": 497, "val": 58, "test": 58}  # images per split in the release
+    layouts = imgs_archive_layouts("Sydney_captions")

@@ -5,12 +5,13 @@ Dataset
     (Yang & Newsam 2010): 21 land-use classes x 100 aerial orthoimages of 256x256 pixels
     (0.3 m, USGS National Map), 5 sentences per image, 10,500 sentences in all.
 
-Raw layout (as published with the RSICD release, under ``RAW/ucm_captions/``)::
+Raw layout (the UCM_captions archive as extracted, under ``RAW/ucm_captions/``; the variants and
+their evidence: ``UCMCaptions.layouts``)::
 
     dataset.json          Karpathy-style: {"images": [{"filename": "1.tif", "imgid": 0,
                           "split": "train", "sentids": [...], "sentences": [{"raw", "tokens",
                           "imgid", "sentid"}, ...]}, ...], "dataset": "ucm"}
-    images/1.tif ... images/2100.tif
+    imgs/1.tif ... imgs/2100.tif      (the archive ships imgs.rar: extract it; images/ also accepted)
 
 Splits: the file's own ``split`` field, 1,680 train / 210 val / 210 test images (80/10/10);
 SkyEye-968k uses the 8,400 train captions.
@@ -36,7 +37,7 @@ Citation
 from __future__ import annotations
 
 from skyeye_data.sources import register
-from skyeye_data.sources._karpathy import CaptionJsonSource, SynthSpec
+from skyeye_data.sources._karpathy import CaptionJsonSource, imgs_archive_layouts
 
 UCM_CLASSES = (
     "agricultural", "airplane", "baseballdiamond", "beach", "buildings", "chaparral",
@@ -51,16 +52,15 @@ class UCMCaptions(CaptionJsonSource):
     name = "ucm_captions"
     family = "ucm"
     annotation_file = "dataset.json"
-    image_dir = "images"
-    layout = "dataset.json + images/<n>.tif (2,100 images, 256x256)"
+    image_dir = "imgs"
+    layout = "dataset.json + imgs/<n>.tif (the archive's imgs.rar extracted; images/ accepted) (2,100 images, 256x256)"
     title = "UCM-Captions"
     citation = "Qu, Li, Tao, Lu. Deep semantic understanding of high resolution remote sensing image. CITS 2016."
     license = "research use (no license stated by the authors); UC Merced images: public domain (USGS)"
     homepage = "https://github.com/201528014227051/RSICD_optimal"
-    synth = SynthSpec(
-        classes=UCM_CLASSES,
-        image_size=(256, 256),
-        paper_splits={"train": 1680, "val": 210, "test": 210},
-        mini_splits={"train": 5, "val": 2, "test": 1},
-        filename=lambda class_name, in_class, overall: f"{overall}.tif",
-    )
+    short_title = "UCM-Captions"
+    benchmark_splits = ("val", "test")
+    report_rank = 0
+    paper_counts = {"ucm_captions": ("UCM-Captions", 8_400), "ucm_conversa": ("UCM-Conversa", 1_700)}
+    published_splits = {"train": 1680, "val": 210, "test": 210}  # images per split in the release
+    layouts = imgs_archive_layouts("UCM_captions")

@@ -12,7 +12,7 @@ case a class holding one is left out too. Every class left out is returned with 
 
 from __future__ import annotations
 
-from skyeye_data.compile.recipe import BuilderOptions
+from skyeye_data.compile.options import BuilderOptions
 from skyeye_data.compile.templates import TemplatePools, stable_index
 
 def reading_order(boxes: list[list[float]]) -> list[list[float]]:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from skyeye_data.boxes import format_boxes, format_phrase
-from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder
+from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder, payload_key
 from skyeye_data.compile.mixes._common import instruction, phraseable_classes
 from skyeye_data.compile.phrases import count_phrase
 from skyeye_data.compile.templates import stable_index
@@ -74,6 +74,7 @@ class Turn:
     answer: str
     part: Any  # the record or JoinedPart the turn comes from
     key: str  # turns sharing a key never meet in one dialog
+    payload: str  # builders.payload_key of the instruction (dedupe)
 
 
 def joined_part(record) -> JoinedPart:
@@ -105,23 +106,26 @@ def caption_turns(ctx: MixContext, record) -> list[Turn]:
     captions = sorted({text.strip() for text in record.captions})
     key = f"{record.record_id}/caption"
     chosen = captions[stable_index(ctx.pools.seed, key, len(captions))]
-    return [Turn("caption", instruction(ctx.pools, "caption", pool, key), chosen, record, key)]
+    return [Turn("caption", instruction(ctx.pools, "caption", pool, key), chosen, record, key, payload_key("caption"))]
 
 
 def vqa_turn(ctx: MixContext, part) -> Turn:
-    user = instruction(ctx.pools, "vqa", "vqa", f"{part.record_id}/vqa", question=part.question.strip())
-    return Turn("vqa", user, part.answer.strip(), part, part.record_id)
+    question = part.question.strip()
+    user = instruction(ctx.pools, "vqa", "vqa", f"{part.record_id}/vqa", question=question)
+    return Turn("vqa", user, part.answer.strip(), part, part.record_id, payload_key("vqa", question))
 
 
 def refer_turn(ctx: MixContext, part) -> Turn:
-    user = instruction(ctx.pools, "refer", "refer", f"{part.record_id}/refer", expression=part.expression.strip())
-    return Turn("refer", user, format_boxes(part.boxes, part.width, part.height, ctx.box_style), part, part.record_id)
+    expression = part.expression.strip()
+    user = instruction(ctx.pools, "refer", "refer", f"{part.record_id}/refer", expression=expression)
+    answer = format_boxes(part.boxes, part.width, part.height, ctx.box_style)
+    return Turn("refer", user, answer, part, part.record_id, payload_key("refer", expression))
 
 
 def identify_turn(ctx: MixContext, part) -> Turn:
     box = format_boxes(part.boxes, part.width, part.height, ctx.box_style)
     user = instruction(ctx.pools, "identify", "identify", f"{part.record_id}/identify", box=box)
-    return Turn("identify", user, part.expression.strip(), part, part.record_id)
+    return Turn("identify", user, part.expression.strip(), part, part.record_id, payload_key("identify", box))
 
 
 def detection_turns(ctx: MixContext, record) -> tuple[list[Turn], dict[str, str]]:
@@ -131,7 +135,7 @@ def detection_turns(ctx: MixContext, record) -> tuple[list[Turn], dict[str, str]
         phrase = count_phrase(label, len(boxes))
         user = instruction(ctx.pools, "detection", "detection", f"{record.record_id}/detection/{label}", phrase=phrase)
         answer = format_phrase(phrase, boxes, record.width, record.height, ctx.box_style)
-        turns.append(Turn("detection", user, answer, record, f"{record.record_id}/detection/{label}"))
+        turns.append(Turn("detection", user, answer, record, f"{record.record_id}/detection/{label}", payload_key("detection", phrase)))
     return turns, left_out
 
 
@@ -213,7 +217,7 @@ def dialog_sample(ctx: MixContext, first, turns: list[Turn], left_out: dict[str,
     for turn in turns:
         if all(turn.part.record_id != r.record_id or turn.part.source != r.source for r in records):
             records.append(turn.part)
-    sample = ctx.sample(records, 0, "conversation", [(t.user, t.answer) for t in turns])
+    sample = ctx.sample(records, 0, "conversation", [(t.user, t.answer) for t in turns], [t.payload for t in turns])
     sample.provenance["turns"] = [t.kind for t in turns]
     if left_out:
         sample.provenance["left_out"] = left_out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
-from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder
+from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder, payload_key
 
 EVENT_QUESTIONS: tuple[str, ...] = (
     "What event is taking place?",
@@ -48,4 +48,4 @@ def era_vqa_samples(ctx: MixContext) -> Iterator[SampleDraft | BuildRejection]:
             continue
         questions = question_order(ctx.pools.seed, record.record_id)[: ctx.options.samples_per_image]
         for index, question in enumerate(questions):
-            yield ctx.sample([record], index, "vqa", [(f"[vqa] {question}", record.label.strip())])
+            yield ctx.sample([record], index, "vqa", [(f"[vqa] {question}", record.label.strip())], [payload_key("vqa", question)])

@@ -27,7 +27,7 @@ import random
 from typing import Iterator
 
 from skyeye_data.boxes import format_phrases
-from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder
+from skyeye_data.compile.builders import BuildRejection, MixContext, SampleDraft, mix_builder, payload_key
 from skyeye_data.compile.mixes._common import instruction, phraseable_classes
 from skyeye_data.compile.phrases import count_phrase, join_phrases
 
@@ -44,11 +44,12 @@ def phrase_groups(labels: list[str], max_phrases: int, samples: int, rng: random
     return groups
 
 
-def grounding_turn(ctx: MixContext, record, labels: list[str], boxes_of: dict[str, list[list[float]]], key: str) -> tuple[str, str]:
-    """(user, assistant) of one phrase-grounding turn over ``labels`` of ``record``."""
+def grounding_turn(ctx: MixContext, record, labels: list[str], boxes_of: dict[str, list[list[float]]], key: str) -> tuple[str, str, str]:
+    """(user, assistant, payload key) of one phrase-grounding turn over ``labels`` of ``record``."""
     phrases = [(count_phrase(label, len(boxes_of[label])), boxes_of[label]) for label in labels]
-    user = instruction(ctx.pools, "detection", ctx.options.pool or "detection", key, phrase=join_phrases([p for p, _ in phrases]))
-    return user, format_phrases(phrases, record.width, record.height, ctx.box_style)
+    phrase = join_phrases([p for p, _ in phrases])
+    user = instruction(ctx.pools, "detection", ctx.options.pool or "detection", key, phrase=phrase)
+    return user, format_phrases(phrases, record.width, record.height, ctx.box_style), payload_key("detection", phrase)
 
 
 @mix_builder("rspg")
@@ -69,8 +70,8 @@ def rspg_samples(ctx: MixContext) -> Iterator[SampleDraft | BuildRejection]:
         rng = random.Random(f"rspg:{ctx.pools.seed}:{record.record_id}")
         groups = phrase_groups(list(boxes_of), ctx.options.max_phrases, ctx.options.samples_per_image, rng)
         for index, labels in enumerate(groups):
-            turn = grounding_turn(ctx, record, labels, boxes_of, f"{record.record_id}/{index}")
-            sample = ctx.sample([record], index, "detection", [turn])
+            user, answer, payload = grounding_turn(ctx, record, labels, boxes_of, f"{record.record_id}/{index}")
+            sample = ctx.sample([record], index, "detection", [(user, answer)], [payload])
             sample.provenance["classes"] = labels
             sample.provenance["left_out"] = left_out
             yield sample

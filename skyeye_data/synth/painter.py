@@ -1,21 +1,13 @@
-"""Synthetic raw corpora in the published layouts, for the demo, tests and benchmarks.
-
-``mini``: a few records per source. ``paper``: the real datasets' image and record counts with tiny
-images. Each source module writes its own layout (``SourceConverter.synthesize``); this module holds
-the shared pieces: deterministic images with visible objects, and the driver.
-"""
+"""The image painter every synthetic-layout writer shares: deterministic images with visible objects."""
 
 from __future__ import annotations
 
 import random
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Sequence
 
 from PIL import Image, ImageDraw
-
-from skyeye_data.sources import all_sources
-from skyeye_data.sources.base import Scale
 
 PALETTE = [(200, 60, 60), (60, 160, 60), (60, 90, 200), (220, 180, 40), (160, 60, 180), (40, 170, 170)]
 
@@ -30,7 +22,9 @@ def synth_image(
 ) -> Path:
     """Write a deterministic image: a seeded background and a filled rectangle per box.
 
-    Distinct seeds give distinct bytes, so content hashes tell images apart.
+    Box ``i`` is filled with ``PALETTE[i % len(PALETTE)]`` over the pixels ``x1..x2-1, y1..y2-1``
+    (rounded), so a test can find each box by its colour. Distinct seeds give distinct bytes, so
+    content hashes tell images apart.
     """
     rng = random.Random(zlib.crc32(str(seed).encode()))
     background = tuple(rng.randrange(40, 120) for _ in range(3))
@@ -47,23 +41,3 @@ def synth_image(
     fmt = fmt or {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}[path.suffix.lower()]
     image.save(path, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return path
-
-
-def synthesize_raw_root(
-    raw_root: Path,
-    scale: Scale = "mini",
-    sources: Iterable[str] | None = None,
-    seed: int = 0,
-    on_source: Callable[[str, int], None] | None = None,
-) -> dict[str, int]:
-    """Write every (or the named) source's synthetic layout under ``raw_root/<source>/``."""
-    registry = all_sources()
-    names = list(sources) if sources else list(registry)
-    counts: dict[str, int] = {}
-    for name in names:
-        source = registry[name]
-        rng = random.Random(f"{seed}:{name}")
-        counts[name] = source.synthesize(raw_root / name, scale, rng)
-        if on_source:
-            on_source(name, counts[name])
-    return counts

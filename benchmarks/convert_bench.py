@@ -1,0 +1,88 @@
+"""Time one source's conversion (``skyeye convert``) with this checkout and with a baseline checkout.
+
+Each conversion runs in its own child process; its CPU seconds (user + sys), wall seconds and peak
+RSS come from that child's rusage (``os.wait4``), so a busy machine shows in wall time but not in
+CPU time. Records/s is records written per CPU second. The two outputs (records Parquet and
+quarantine JSONL) are compared by sha256: a speed-up must not change a byte.
+
+    python benchmarks/convert_bench.py rsvqa_hr /tmp/raw/rsvqa_hr
+    python benchmarks/convert_bench.py rsvqa_hr RAW --baseline /tmp/perf-wt  # default: a HEAD worktree
+
+The baseline is a checkout whose ``skyeye_data`` package is put first on PYTHONPATH (made with
+``git worktree add /tmp/perf-wt HEAD`` when it does not exist yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_convert(code_dir: Path, source: str, raw_dir: Path, out_dir: Path) -> dict:
+    """One conversion in a child process with ``code_dir``'s skyeye_data; its rusage and outputs."""
+    env = {**os.environ, "PYTHONPATH": str(code_dir)}
+    command = [sys.executable, "-c", "from skyeye_data.cli import main; main()", "convert", source, str(raw_dir), "--out", str(out_dir)]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if child.returncode != 0:
+        raise SystemExit(f"conversion with {code_dir} failed ({child.returncode}):\n{stderr.decode()[-2000:]}")
+    records = out_dir / f"{source}.parquet"
+    return {
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "wall_s": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+        "records": pq.ParquetFile(records).metadata.num_rows,
+        "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out_dir.iterdir())},
+    }
+
+
+def ensure_baseline(path: Path) -> Path:
+    if not (path / "skyeye_data").is_dir():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), "HEAD"], check=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source")
+    parser.add_argument("raw_dir", type=Path)
+    parser.add_argument("--baseline", type=Path, default=Path("/tmp/perf-wt"), help="baseline checkout (default: a HEAD worktree)")
+    parser.add_argument("--no-baseline", action="store_true", help="time this checkout only")
+    args = parser.parse_args()
+    runs = {"this checkout": REPO}
+    if not args.no_baseline:
+        runs["baseline " + str(args.baseline)] = ensure_baseline(args.baseline)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="convert-bench-") as tmp:
+        for index, (label, code_dir) in enumerate(runs.items()):
+            results[label] = run_convert(code_dir, args.source, args.raw_dir.resolve(), Path(tmp) / str(index))
+    print(f"{args.source} from {args.raw_dir}")
+    print(f"{'run':<40} {'records':>9} {'CPU s':>8} {'wall s':>8} {'rec/CPU s':>10} {'peak RSS MB':>12}")
+    for label, r in results.items():
+        print(f"{label:<40} {r['records']:>9,} {r['cpu_s']:>8.1f} {r['wall_s']:>8.1f} "
+              f"{r['records'] / max(r['cpu_s'], 1e-9):>10,.0f} {r['peak_rss_mb']:>12.0f}")  # fmt: skip
+    if len(results) == 2:
+        first, second = results.values()
+        same = first["sha256"] == second["sha256"]
+        print("outputs byte-identical (sha256 of records + quarantine):", "yes" if same else "NO")
+        for name in sorted(set(first["sha256"]) | set(second["sha256"])):
+            if first["sha256"].get(name) != second["sha256"].get(name):
+                print(f"  differs: {name}")
+
+
+if __name__ == "__main__":
+    main()

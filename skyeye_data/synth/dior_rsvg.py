@@ -1,0 +1,80 @@
+"""Synthetic DIOR-RSVG: Annotations/*.xml with <description>, JPEGImages/*.jpg, {train,val,test}.txt.
+
+Images and objects are DIOR's synthetic ones (:mod:`skyeye_data.synth.dior`), same ids and bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from skyeye_data.sources.base import Scale
+from skyeye_data.sources.dior_rsvg import PAPER_IMAGES, PAPER_SPLIT_SIZES, SPLIT_NAMES
+from skyeye_data.synth.dior import MINI_SPLITS, SYNTH_SIDE, synthetic_objects, write_synthetic_image
+
+MINI_IMAGES = sum(MINI_SPLITS.values())  # the same ids and image bytes as the DIOR mini corpus
+
+
+def write(raw_dir: Path, scale: Scale, rng: random.Random) -> int:
+    images = PAPER_IMAGES if scale == "paper" else MINI_IMAGES
+    side = SYNTH_SIDE[scale]
+    (raw_dir / "Annotations").mkdir(parents=True, exist_ok=True)
+    total = 0
+    for number in range(1, images + 1):
+        image_id = f"{number:05d}"
+        objects = synthetic_objects(number, scale)
+        write_synthetic_image(raw_dir / "JPEGImages" / f"{image_id}.jpg", image_id, side, objects)
+        (raw_dir / "Annotations" / f"{image_id}.xml").write_text(rsvg_xml(image_id, side, objects))
+        total += len(objects)
+    chosen = _paper_splits(total, rng) if scale == "paper" else _mini_splits(images, scale)
+    for split in SPLIT_NAMES:
+        (raw_dir / f"{split}.txt").write_text("".join(f"{i}\n" for i in sorted(chosen[split])))
+    return total
+
+
+def _paper_splits(total: int, rng: random.Random) -> dict[str, list[int]]:
+    """The published sizes, objects drawn at random (the real splits are per object, not per image)."""
+    order = list(range(total))
+    rng.shuffle(order)
+    chosen, start = {}, 0
+    for split in SPLIT_NAMES:
+        chosen[split] = order[start : start + PAPER_SPLIT_SIZES[split]]
+        start += PAPER_SPLIT_SIZES[split]
+    return chosen
+
+
+def _mini_splits(images: int, scale: Scale) -> dict[str, list[int]]:
+    """Each object in its image's DIOR split, so the mini corpus joins DIOR without split leaks."""
+    chosen: dict[str, list[int]] = {split: [] for split in SPLIT_NAMES}
+    split_of_image = [split for split in SPLIT_NAMES for _ in range(MINI_SPLITS[split])]
+    next_index = 0
+    for number in range(1, images + 1):
+        count = len(synthetic_objects(number, scale))
+        chosen[split_of_image[number - 1]].extend(range(next_index, next_index + count))
+        next_index += count
+    return chosen
+
+
+def synthetic_expression(name: str, box: list[int], side: int) -> str:
+    horizontal = "left" if (box[0] + box[2]) / 2 < side / 2 else "right"
+    vertical = "upper" if (box[1] + box[3]) / 2 < side / 2 else "lower"
+    return f"the {name.lower().replace('-', ' ')} on the {vertical} {horizontal}"
+
+
+def rsvg_xml(image_id: str, side: int, objects) -> str:
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<annotation>\n'
+        f"  <filename>{image_id}.jpg</filename>\n  <source>\n    <database>DIOR</database>\n  </source>\n"
+        f"  <size>\n    <width>{side}</width>\n    <height>{side}</height>\n    <depth>3</depth>\n  </size>\n"
+        "  <segmented>0</segmented>\n"
+    ]
+    for name, box in objects:
+        x1, y1, x2, y2 = box
+        parts.append(
+            f"  <object>\n    <name>{escape(name)}</name>\n    <pose>Unspecified</pose>\n    <bndbox>\n"
+            f"      <xmin>{x1}</xmin>\n      <ymin>{y1}</ymin>\n      <xmax>{x2}</xmax>\n      <ymax>{y2}</ymax>\n"
+            f"    </bndbox>\n    <description>{escape(synthetic_expression(name, box, side))}</description>\n"
+            "  </object>\n"
+        )
+    return "".join(parts) + "</annotation>"
