@@ -55,7 +55,8 @@ def resolve_sources(recipe: Recipe, raw_root: Path, require_all: bool) -> tuple[
             continue
         if require_all:
             raise BuildError(f"{name}: raw folder {raw_dir} is absent (--require-all)")
-        warnings.append(f"{name}: raw folder {raw_dir} is absent; source skipped")
+        # warnings reach the manifest and the card, which ship with the dataset: no local path in them
+        warnings.append(f"{name}: raw folder RAW/{recipe.raw_folder(name)} is absent; source skipped")
         resolved[name] = None
     return resolved, warnings
 
@@ -75,7 +76,7 @@ def check_sources(recipe: Recipe, raw_root: Path, raw_dirs: dict[str, Path | Non
                 raise BuildError(f"{name}: the raw folder {raw_dir} cannot be built (`skyeye doctor {raw_root}` "
                                  f"checks every source without converting): {check.problem}")  # fmt: skip
             if check.problem:
-                warnings.append(check.problem)
+                warnings.append(check.problem.replace(str(raw_root), "RAW"))
     return warnings
 
 
