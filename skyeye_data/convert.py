@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from skyeye_data import rawfs
 from skyeye_data.io import atomic_path
 from skyeye_data.quarantine import QuarantineLog, StrictModeError, short_reason
-from skyeye_data.schema import RECORD_SCHEMA, Record, VQARecord, record_to_row, row_to_record
+from skyeye_data.schema import RECORD_SCHEMA, Record, record_to_row, row_to_record
 from skyeye_data.sources import get_source
 from skyeye_data.sources.base import Rejected
 
@@ -80,7 +80,7 @@ def convert_records(
                 on_rejected(item.to_json(name))
                 summary.count_rejection(item)
             else:
-                batch.append(_row(item))
+                batch.append(record_to_row(item))
                 summary.written += 1
                 summary.by_split[item.split] += 1
                 if on_record is not None:
@@ -93,22 +93,6 @@ def convert_records(
         if batch:
             writer.write_table(pa.Table.from_pylist(batch, schema=RECORD_SCHEMA))
     return summary
-
-
-_EMPTY_ROW = dict.fromkeys(RECORD_SCHEMA.names)
-
-
-def _row(record: Record) -> dict[str, Any]:
-    """:func:`record_to_row`, without pydantic's serializer for a VQA record: its fields are scalars
-    but ``provenance`` (a flat model: its field dict) and ``flags`` (a list of str), so the field dict
-    is the dump. RSVQA-HR writes a million of them; ``tests/test_sources_vqa_rsvqa.py`` checks both agree."""
-    if type(record) is not VQARecord:
-        return record_to_row(record)
-    row = _EMPTY_ROW.copy()
-    row.update(record.__dict__)
-    row["provenance"] = dict(record.provenance.__dict__)
-    row["flags"] = list(record.flags)
-    return row
 
 
 def convert_source(

@@ -480,8 +480,7 @@ def vqa_fields(**changes) -> dict:
 
 
 def test_plain_vqa_record_and_row_equal_the_validated_ones():
-    from skyeye_data.convert import _row
-    from skyeye_data.schema import record_to_row
+    from skyeye_data.schema import dumped_row, record_to_row
     from skyeye_data.sources._plain_record import plain_vqa_record as _plain_vqa_record
     from skyeye_data.sources.base import build_record
 
@@ -489,11 +488,11 @@ def test_plain_vqa_record_and_row_equal_the_validated_ones():
         fast = _plain_vqa_record("USGS_split_train_questions.json", 11, dict(fields))
         slow = build_record(VQARecord, raw_file="USGS_split_train_questions.json", raw_index=11, **dict(fields))
         assert fast is not None and fast == slow and fast.model_dump() == slow.model_dump()
-        assert _row(fast) == record_to_row(slow) and list(_row(fast)) == list(record_to_row(slow))
+        assert record_to_row(fast) == dumped_row(slow) and list(record_to_row(fast)) == list(dumped_row(slow))
     # with text the guard strips (flags), would refuse or validation would refuse: the slow path decides
     for changes in ({"question": "Is there a ro\u202ead?"}, {"answer": "caf\u00e9"}, {"question": "a\tb"},
                     {"answer": "x" * 1_000_000}, {"width": 0}, {"image_path": "/abs/3.tif"}, {"question": ""},
                     {"record_id": "rsvqa_hr:\x1b7"}, {"split": "dev"}):  # fmt: skip
         assert _plain_vqa_record("q.json", 0, vqa_fields(**changes)) is None, changes
     flagged = build_record(VQARecord, raw_file="q.json", raw_index=0, **vqa_fields(question="Is there a ro\u202ead?"))
-    assert flagged.flags == ["text_control_stripped"] and _row(flagged) == record_to_row(flagged)
+    assert flagged.flags == ["text_control_stripped"] and record_to_row(flagged) == dumped_row(flagged)
