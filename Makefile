@@ -12,7 +12,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install --quiet -e ".[train,eval,review,dev]"
+	$(BIN)/pip install --quiet -e ".[train,deepspeed,eval,review,dev]"
 	touch $@
 
 # Label Studio pins its own SDK, so it lives in its own venv (review tests start it on 127.0.0.1).

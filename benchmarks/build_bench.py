@@ -14,10 +14,15 @@ the same corpus in one run:
    folder (the generated sets count, reviewed or not): wall time, samples/s, peak RSS;
 3. the **no-change rebuild**: the same command again (it only verifies: skyeye_data/compile/cache.py);
 4. a **template-change rebuild**: the recipe with another caption pool (records come from the cache);
-5. the **baseline** on the same input: every source converted, the recipe's record builders run on
-   the train records (through the build's own public per-source entry, ``SourcePlan``), the rows
-   handed to ``datasets.Dataset.from_generator`` and written with ``to_parquet`` -- no image table,
-   eval shards, leak guard, mixes or manifest, so it does less work than the build;
+5. the **baseline** on the same input, in one process: every source of the recipe converted by the
+   same converters (their ``records()``, with the recipe's converter options), the recipe's record
+   builders run on the train records of the selected subsets (through the build's own per-source
+   entry, ``SourcePlan``), the recipe's mixes run by the same mix builders over the same train
+   records (held in memory) with their caps, and the rows (id, source, task, image path,
+   conversation) handed to ``datasets.Dataset.from_generator`` and written with ``to_parquet``.
+   It writes no image table (no image is read, verified or hashed), no eval shards, records tables,
+   quarantine, review routing, leak-guard notes or manifest: the same samples with less work per
+   sample, so "clean build / baseline <= 1" means the build does all of that and is still faster;
 6. a **pyarrow text-only writer** of as many rows as the build wrote samples (id, source, task and
    two text turns of the samples' mean length): the floor of writing that much text;
 
@@ -50,13 +55,24 @@ PAPER_TOTAL = 968_000
 ROUNDING = 50
 
 
+CPU_SECONDS: list[float] = []  # user + system CPU of each measured command (its worker processes included)
+
+
+def cpu() -> str:
+    """The last measured command's CPU time: on a shared machine it says more than the wall time."""
+    return f"{CPU_SECONDS[-1]:.0f} s CPU"
+
+
 def run_measured(command: list[str], log: Path) -> tuple[float, int, int]:
     """Run a command; (wall seconds, peak RSS in MiB of it and the children it waited for, exit code)."""
     start = time.perf_counter()
+    before = os.times()
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
+    after = os.times()  # children's times: the command and every worker process it waited for
+    CPU_SECONDS.append(after.children_user - before.children_user + after.children_system - before.children_system)
     return wall, usage.ru_maxrss // 1024, os.waitstatus_to_exitcode(status)
 
 
@@ -74,6 +90,8 @@ BASELINE = r'''
 import sys, tempfile
 from pathlib import Path
 import datasets
+from skyeye_data.compile.builders import MIX_BUILDERS, BuildRejection, MixContext
+from skyeye_data.compile.mixes import load_mix_builders
 from skyeye_data.compile.recipe import load_recipe
 from skyeye_data.compile.stages.compile_sources import SourcePlan
 from skyeye_data.compile.templates import TemplatePools
@@ -82,19 +100,41 @@ from skyeye_data.sources.base import Rejected
 
 recipe, raw, out = load_recipe(Path(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3])
 pools = TemplatePools(recipe.templates, recipe.seed)
+load_mix_builders()
+mixed = {s for mix in recipe.mixes.values() for s in mix.sources}
+kept = {}  # records of the sources the mixes read, in memory (the build streams them from its records tables)
+
+def row(name, draft):
+    return {"id": draft.id, "source": name, "task": draft.task, "image": str(draft.media.path), "conversation": draft.conversation}
 
 def rows():
     for name, spec in recipe.sources.items():
         raw_dir = raw / recipe.raw_folder(name)
         plan = SourcePlan.from_recipe(recipe, name, raw_dir, pools)  # the build's own per-source entry
-        for record in get_source(name).records(raw_dir):
-            if isinstance(record, Rejected) or record.split != "train":
+        for record in get_source(name).configured(**spec.converter_options()).records(raw_dir):
+            if isinstance(record, Rejected):
+                continue
+            if name in mixed:
+                kept.setdefault(name, []).append(record)
+            if record.split != "train":
                 continue
             if spec.subsets is not None and record.subset not in spec.subsets:
                 continue
             for draft in plan.train_drafts(record)[0]:
-                yield {"id": draft.id, "source": name, "task": draft.task, "image": str(draft.media.path),
-                       "conversation": draft.conversation}
+                yield row(name, draft)
+    for name, mix in recipe.mixes.items():  # the same multi-source builders over the same train records
+        raw_dirs = {s: raw / recipe.raw_folder(s) for s in mix.sources}
+        any_split = getattr(mix.options, "join_split", "train") == "any"  # as the build's mix_records
+        stream = lambda source, first=mix.sources[0], any_split=any_split: (
+            r for r in kept.get(source, []) if r.split == "train" or (any_split and source != first))
+        context = MixContext(name, mix.builder, list(mix.sources), mix.options, pools, recipe.box_style, raw_dirs, stream)
+        written = 0
+        for item in MIX_BUILDERS[mix.builder](context):
+            if mix.max_samples is not None and written >= mix.max_samples:
+                break
+            if not isinstance(item, BuildRejection):
+                written += 1
+                yield row(name, item)
 
 with tempfile.TemporaryDirectory() as cache:
     dataset = datasets.Dataset.from_generator(rows, cache_dir=cache)
@@ -205,21 +245,21 @@ def main() -> None:
         ensure_corpus(raw, work)
         wall, rss, manifest = timed_build(args.recipe, raw, out, work / "build.log")
         samples = manifest["counts"]["samples_total"]
-        print(f"clean build: {wall:.1f} s wall, {samples / wall:,.0f} samples/s, peak RSS {rss} MiB, "
+        print(f"clean build: {wall:.1f} s wall ({cpu()}), {samples / wall:,.0f} samples/s, peak RSS {rss} MiB, "
               f"{samples} samples, {manifest['counts']['images']} images, "
               f"{sum(sum(v.values()) for v in manifest['counts']['eval'].values())} eval items")  # fmt: skip
         written = (out / "manifest.json").stat().st_mtime_ns
         n_wall, n_rss, _ = timed_build(args.recipe, raw, out, work / "nochange.log")
         verified = (out / "manifest.json").stat().st_mtime_ns == written  # a rebuild that only verifies writes nothing
-        print(f"no-change rebuild: {n_wall:.1f} s wall, peak RSS {n_rss} MiB ({'only verified' if verified else 'REBUILT'})")
+        print(f"no-change rebuild: {n_wall:.1f} s wall ({cpu()}), peak RSS {n_rss} MiB ({'only verified' if verified else 'REBUILT'})")
         templates = yaml.safe_load(args.recipe.read_text()).get("templates") or {}
         pool = ["Say what this image shows.", "Describe the image in a few words."]
         changed = recipe_variant(args.recipe, work, "templates", templates={**templates, "caption": pool})
         t_wall, t_rss, _ = timed_build(changed, raw, out, work / "templates.log")
-        print(f"template-change rebuild: {t_wall:.1f} s wall ({100 * t_wall / wall:.0f}% of the clean build), peak RSS {t_rss} MiB")
+        print(f"template-change rebuild: {t_wall:.1f} s wall ({cpu()}; {100 * t_wall / wall:.0f}% of the clean build), peak RSS {t_rss} MiB")
         if not args.skip_baseline:
             b_wall, b_rss, b_samples = run_script(work, "baseline", BASELINE, str(args.recipe), str(raw), str(work / "baseline.parquet"))
-            print(f"baseline (records -> record builders -> Dataset.from_generator -> to_parquet): {b_wall:.1f} s wall, "
+            print(f"baseline (records -> record and mix builders -> Dataset.from_generator -> to_parquet): {b_wall:.1f} s wall ({cpu()}), "
                   f"{b_samples / b_wall:,.0f} samples/s, peak RSS {b_rss} MiB, {b_samples} samples")  # fmt: skip
             print(f"clean build time / baseline time: {wall / b_wall:.2f}")
         text_bytes = mean_text_bytes(out)

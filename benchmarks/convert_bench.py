@@ -6,10 +6,12 @@ CPU time. Records/s is records written per CPU second. The two outputs (records 
 quarantine JSONL) are compared by sha256: a speed-up must not change a byte.
 
     python benchmarks/convert_bench.py rsvqa_hr /tmp/raw/rsvqa_hr
-    python benchmarks/convert_bench.py rsvqa_hr RAW --baseline /tmp/perf-wt  # default: a HEAD worktree
+    python benchmarks/convert_bench.py rsvqa_hr RAW_HR rsvqa_lr RAW_LR --baseline /tmp/convert-wt
 
-The baseline is a checkout whose ``skyeye_data`` package is put first on PYTHONPATH (made with
-``git worktree add /tmp/perf-wt HEAD`` when it does not exist yet).
+Several ``SOURCE RAW_DIR`` pairs are timed in one run, each with both checkouts. The baseline is a
+checkout whose ``skyeye_data`` package is put first on PYTHONPATH (made with
+``git worktree add --detach /tmp/convert-wt HEAD`` when it does not exist yet: the commit before
+the change being measured).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def run_convert(code_dir: Path, source: str, raw_dir: Path, out_dir: Path) -> di
     env = {**os.environ, "PYTHONPATH": str(code_dir)}
     command = [sys.executable, "-c", "from skyeye_data.cli import main; main()", "convert", source, str(raw_dir), "--out", str(out_dir)]
     start = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd: `python -c` puts the working folder first on sys.path, before PYTHONPATH
+    child = subprocess.Popen(command, env=env, cwd=code_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = child.stderr.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -58,19 +61,25 @@ def ensure_baseline(path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source")
-    parser.add_argument("raw_dir", type=Path)
-    parser.add_argument("--baseline", type=Path, default=Path("/tmp/perf-wt"), help="baseline checkout (default: a HEAD worktree)")
+    parser.add_argument("pairs", nargs="+", metavar="SOURCE RAW_DIR", help="one or more source name / raw folder pairs")
+    parser.add_argument("--baseline", type=Path, default=Path("/tmp/convert-wt"), help="baseline checkout (default: a HEAD worktree)")
     parser.add_argument("--no-baseline", action="store_true", help="time this checkout only")
     args = parser.parse_args()
+    if len(args.pairs) % 2:
+        parser.error("give SOURCE RAW_DIR pairs")
     runs = {"this checkout": REPO}
     if not args.no_baseline:
         runs["baseline " + str(args.baseline)] = ensure_baseline(args.baseline)
+    for source, raw_dir in zip(args.pairs[::2], args.pairs[1::2]):
+        bench_source(source, Path(raw_dir), runs)
+
+
+def bench_source(source: str, raw_dir: Path, runs: dict[str, Path]) -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="convert-bench-") as tmp:
         for index, (label, code_dir) in enumerate(runs.items()):
-            results[label] = run_convert(code_dir, args.source, args.raw_dir.resolve(), Path(tmp) / str(index))
-    print(f"{args.source} from {args.raw_dir}")
+            results[label] = run_convert(code_dir, source, raw_dir.resolve(), Path(tmp) / str(index))
+    print(f"\n{source} from {raw_dir}")
     print(f"{'run':<40} {'records':>9} {'CPU s':>8} {'wall s':>8} {'rec/CPU s':>10} {'peak RSS MB':>12}")
     for label, r in results.items():
         print(f"{label:<40} {r['records']:>9,} {r['cpu_s']:>8.1f} {r['wall_s']:>8.1f} "
@@ -78,7 +87,7 @@ def main() -> None:
     if len(results) == 2:
         first, second = results.values()
         same = first["sha256"] == second["sha256"]
-        print("outputs byte-identical (sha256 of records + quarantine):", "yes" if same else "NO")
+        print(f"{source}: outputs byte-identical (sha256 of records + quarantine):", "yes" if same else "NO", flush=True)
         for name in sorted(set(first["sha256"]) | set(second["sha256"])):
             if first["sha256"].get(name) != second["sha256"].get(name):
                 print(f"  differs: {name}")

@@ -1,25 +1,35 @@
 """Samples/s of the training data path, per dataloader worker count, next to a LLaVA-style baseline.
 
-Both paths do the same work per sample — fetch the conversation, decode every image, resize it to
-448x448, tokenize the chat template per segment, collate a batch — and differ only in storage:
+Every side does the same work per sample, with the same code — fetch the conversation, decode every
+image and resize it to 448x448 (``skyeye_model.decode``), tokenize the chat template per segment,
+collate a batch (``skyeye_model.collate.Collator``), uint8 pixels across the worker boundary — and the
+sides differ only in storage:
 
-- skyeye:  ``SampleDataset`` over ``OUT/samples/*.parquet`` + ``OUT/images/*.parquet`` (row-group
-           index, image_id → row-group index, per-worker row-group caches), mixture sampler.
-- llava:   one JSON list loaded whole, one image file per image opened by path (LLaVA / GeoChat).
+- skyeye:      ``SampleDataset`` over ``OUT/samples/*.parquet`` + ``OUT/images/*.parquet`` as the build
+               writes them (``skyeye_data.compile.images.ImageTableWriter``: 16 images / ~1 MB per row
+               group, image bytes uncompressed; image_id → row-group index mapped once per worker;
+               per-worker row-group caches; Parquet files opened once per worker), mixture sampler.
+- llava:       one JSON list loaded whole, one image file per image opened by path (LLaVA / GeoChat's
+               ``LazySupervisedDataset`` storage), the same original image bytes.
+- skyeye tier: as skyeye, images from ``OUT/train-images/`` (recipe ``train_size``: the build stored
+               every image already resized to the model's 448x448, JPEG q95), so the resize is skipped.
+
+A "storage only" table gives the per-sample cost of fetching a sample's row and image bytes without
+decoding them: with the same decode on both sides, that difference is all storage can win.
 
     python benchmarks/dataloader_bench.py                      # builds a temporary set of shards
     python benchmarks/dataloader_bench.py --root demo-out/build --workers 0 1 2 4
 
-Without ``--root`` it writes ``--samples`` synthetic JPEG samples (``--source-size`` px) itself.
-The tokenizer is the tiny one of ``skyeye train make-tiny`` unless ``--tokenizer`` names a folder
-(e.g. a Llama-2 folder). Numbers depend on the CPU, the disk cache and the image sizes; the first
-pass over the data warms the page cache and is not timed.
+Without ``--root`` it writes ``--samples`` synthetic JPEG samples (``--source-size`` px) itself, with
+the build's image-table writer (and its ``train_size`` tier). The tokenizer is the tiny one of
+``skyeye train make-tiny`` unless ``--tokenizer`` names a folder (e.g. a Llama-2 folder). Numbers depend
+on the CPU, the disk cache and the image sizes; the first pass over the data warms the page cache and
+is not timed, nor is each loader's first epoch (worker start-up); the best of the next ``--epochs`` is.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import sys
@@ -37,9 +47,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from skyeye_data.compile.images import ImageTableWriter, train_images_entry  # noqa: E402
+from skyeye_data.compile.shards import commit_files  # noqa: E402
 from skyeye_model.collate import Collator  # noqa: E402
 from skyeye_model.data import EncodedSample, SampleDataset  # noqa: E402
-from skyeye_model.images import decode_resized  # noqa: E402
+from skyeye_model.decode import decode_frames  # noqa: E402
+from skyeye_model.images import training_images  # noqa: E402
 from skyeye_model.sampler import MixtureSampler  # noqa: E402
 from skyeye_model.template import ChatTemplate, conversation_turns  # noqa: E402
 
@@ -55,32 +68,16 @@ def synthetic_jpeg(rng: np.random.Generator, side: int) -> bytes:
     return out.getvalue()
 
 
-def resized_jpeg(data: bytes, size: int) -> bytes:
-    """What a pre-resized training tier stores: the image already at the model's size (JPEG q 95)."""
-    out = io.BytesIO()
-    Image.fromarray(decode_resized(data, size)).save(out, format="JPEG", quality=95)
-    return out.getvalue()
-
-
-def build_shards(root: Path, count: int, side: int, row_group: int, image_row_group: int | None = None, train_size: int | None = None) -> None:
-    """Synthetic shards. ``image_row_group`` (default: ``row_group``) and an uncompressed ``bytes`` column
-    give the random-read layout; ``train_size`` stores every image pre-resized (the training tier)."""
+def build_shards(root: Path, count: int, side: int, row_group: int, train_size: int | None) -> None:
+    """Synthetic shards in the build's layout: the images table (and the ``train_size`` tier) by the
+    build's own writer, the samples with ``row_group`` rows per row group (a recipe's ``row_group_size``)."""
     rng = np.random.default_rng(0)
-    images = [synthetic_jpeg(rng, side) for _ in range(count)]
-    if train_size:
-        images = [resized_jpeg(data, train_size) for data in images]
-        side = train_size
-    ids = [hashlib.sha256(b).hexdigest() for b in images]
-    (root / "images").mkdir(parents=True)
+    writer = ImageTableWriter(root / "images", train_size=train_size)
+    ids = [writer.add_bytes(synthetic_jpeg(rng, side)) for _ in range(count)]
+    commit_files(writer.close())
+    # the manifest's entry for the tier, as skyeye_data.compile.manifest writes it
+    (root / "manifest.json").write_text(json.dumps({"train_images": train_images_entry(train_size)} if train_size else {}), encoding="utf-8")
     (root / "samples").mkdir(parents=True)
-    pq.write_table(
-        pa.table({"image_id": ids, "bytes": images, "format": ["jpeg"] * count, "width": [side] * count, "height": [side] * count}),
-        root / "images" / "images-00000.parquet",
-        row_group_size=image_row_group or row_group,
-        # JPEG bytes do not compress: a second codec over them only costs decode time on every read
-        compression={"image_id": "snappy", "bytes": "none", "format": "snappy", "width": "snappy", "height": "snappy"}
-        if image_row_group else "snappy",
-    )
     rows = [
         {
             "id": f"bench-{i:06d}",
@@ -131,23 +128,40 @@ class LlavaStyleDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> EncodedSample:
         entry = self.entries[index]
-        pixels = [decode_resized(Path(p).read_bytes(), self.image_size) for p in entry["images"]]
-        encoded = self.template.encode_dialog(conversation_turns(entry["conversation"]), len(pixels))
+        pixels = decode_frames([Path(p).read_bytes() for p in entry["images"]], self.image_size)
+        encoded = self.template.encode_dialog(conversation_turns(entry["conversation"]), len(entry["images"]))
         return EncodedSample(
-            entry["id"], "", torch.tensor(encoded.input_ids), torch.tensor(encoded.labels), torch.tensor(encoded.image_mask),
-            torch.from_numpy(np.stack(pixels)),
+            entry["id"], "", torch.tensor(encoded.input_ids, dtype=torch.long), torch.tensor(encoded.labels, dtype=torch.long),
+            torch.tensor(encoded.image_mask, dtype=torch.bool), pixels,
         )  # fmt: skip
 
+    def fetch(self, index: int) -> list[bytes]:
+        """Storage only: the entry and its image bytes, nothing decoded."""
+        return [Path(p).read_bytes() for p in self.entries[index]["images"]]
 
-def samples_per_second(dataset, sampler, workers: int, batch_size: int, pad_id: int) -> float:
+
+def storage_microseconds(fetch, order: list[int]) -> float:
+    """Per-sample cost of fetching a row and its image bytes (no decode), in µs."""
+    start = time.perf_counter()
+    for index in order:
+        fetch(index)
+    return (time.perf_counter() - start) / len(order) * 1e6
+
+
+def samples_per_second(dataset, sampler, workers: int, batch_size: int, pad_id: int, epochs: int = 2) -> float:
+    """Steady-state rate of a loader set up as the trainer's (``train.make_loader``): persistent workers,
+    prefetch 4. The first epoch (worker start-up, cold caches) is not timed; the best later epoch is."""
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, shuffle=sampler is None, collate_fn=Collator(pad_id),
-        num_workers=workers, prefetch_factor=4 if workers else None,
+        num_workers=workers, prefetch_factor=4 if workers else None, persistent_workers=workers > 0,
     )  # fmt: skip
-    start, seen = time.perf_counter(), 0
-    for batch in loader:
-        seen += batch.input_ids.shape[0]
-    return seen / (time.perf_counter() - start)
+    rates = []
+    for _ in range(epochs):
+        start, seen = time.perf_counter(), 0
+        for batch in loader:
+            seen += batch.input_ids.shape[0]
+        rates.append(seen / (time.perf_counter() - start))
+    return max(rates[1:] or rates)
 
 
 def load_tokenizer(path: Path | None):
@@ -166,11 +180,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--samples", type=int, default=384, help="synthetic samples when --root is not given")
     parser.add_argument("--source-size", type=int, default=512, help="synthetic image side (px) before the resize")
-    parser.add_argument("--row-group", type=int, default=64, help="row-group size of the synthetic shards")
-    parser.add_argument("--image-row-group", type=int, help="images per row group of the images table, bytes uncompressed (e.g. 1: the random-read layout)")
-    parser.add_argument("--train-size", type=int, help="also measure a pre-resized training tier at this size (e.g. 448)")
+    parser.add_argument("--row-group", type=int, default=1000, help="samples per row group of the synthetic shards (the recipe default)")
     parser.add_argument("--image-size", type=int, default=448)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per loader (the best counts), after an untimed one")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder (default: the tiny tokenizer)")
     args = parser.parse_args()
 
@@ -179,36 +192,43 @@ def main() -> None:
         root = args.root
         if root is None:
             root = Path(scratch) / "build"
-            console.print(f"building {args.samples} synthetic samples ({args.source_size}px JPEG) in {root}")
-            build_shards(root, args.samples, args.source_size, args.row_group, args.image_row_group)
+            console.print(f"building {args.samples} synthetic samples ({args.source_size}px JPEG, {args.image_size}px tier) in {root}")
+            build_shards(root, args.samples, args.source_size, args.row_group, args.image_size)
         tokenizer = load_tokenizer(args.tokenizer)
         template = ChatTemplate(tokenizer, TOKENS_PER_IMAGE, max_length=2048)
         ours = SampleDataset(root, template, args.image_size, index_cache=Path(scratch) / "index")
         sampler = MixtureSampler(ours, {}, 1.0, seed=0)
         baseline = LlavaStyleDataset(export_llava(root, ours, Path(scratch) / "llava"), template, args.image_size)
         pad = tokenizer.unk_token_id or 0
+        tier_dir, tier_line = training_images(root, args.image_size)
         tier = None
-        if args.train_size and args.root is None:
-            tier_root = Path(scratch) / "tier"
-            build_shards(tier_root, args.samples, args.source_size, args.row_group, args.image_row_group or 1, args.train_size)
-            tier = SampleDataset(tier_root, template, args.image_size, index_cache=Path(scratch) / "tier-index")
-            samples_per_second(tier, MixtureSampler(tier, {}, 1.0, seed=0), 0, args.batch_size, pad)
-        samples_per_second(ours, sampler, 0, args.batch_size, pad)  # warm the page cache for both
-        samples_per_second(baseline, None, 0, args.batch_size, pad)
+        if tier_dir.name != "images":
+            tier = SampleDataset(root, template, args.image_size, index_cache=Path(scratch) / "tier-index", images_dir=tier_dir)
+        console.print(tier_line)
+        sides = [("skyeye", ours, sampler), ("llava", baseline, None)] + ([("tier", tier, MixtureSampler(tier, {}, 1.0, seed=0))] if tier else [])
+        for _, dataset, side_sampler in sides:  # warm the page cache for every side
+            samples_per_second(dataset, side_sampler, 0, args.batch_size, pad, epochs=1)
 
         table = Table(title=f"data path samples/s ({len(ours)} samples, {args.image_size}px, batch {args.batch_size}, {torch.get_num_threads()} torch threads)")
-        columns = ["workers", "skyeye (Parquet shards)", "llava-style (JSON + files)", "ratio"]
-        for column in columns + ([f"skyeye, {args.train_size}px tier", "tier per worker"] if tier else []):
+        columns = ["workers", "skyeye (Parquet, full images)", "llava-style (JSON + files)", "ratio"]
+        columns += [f"skyeye, {args.image_size}px tier", "tier per worker", "tier / llava"] if tier else []
+        for column in columns:
             table.add_column(column, justify="right")
         for workers in args.workers:
-            ours_rate = samples_per_second(ours, sampler, workers, args.batch_size, pad)
-            base_rate = samples_per_second(baseline, None, workers, args.batch_size, pad)
-            row = [str(workers), f"{ours_rate:.1f}", f"{base_rate:.1f}", f"{ours_rate / base_rate:.2f}"]
+            rates = {name: samples_per_second(dataset, side_sampler, workers, args.batch_size, pad, 1 + args.epochs) for name, dataset, side_sampler in sides}
+            row = [str(workers), f"{rates['skyeye']:.1f}", f"{rates['llava']:.1f}", f"{rates['skyeye'] / rates['llava']:.2f}"]
             if tier:
-                tier_rate = samples_per_second(tier, MixtureSampler(tier, {}, 1.0, seed=0), workers, args.batch_size, pad)
-                row += [f"{tier_rate:.1f}", f"{tier_rate / max(1, workers):.1f}"]
+                row += [f"{rates['tier']:.1f}", f"{rates['tier'] / max(1, workers):.1f}", f"{rates['tier'] / rates['llava']:.2f}"]
             table.add_row(*row)
         console.print(table)
+
+        order = [item if isinstance(item, int) else int(item[0]) for item in sampler]
+        storage = Table(title="storage only: µs per sample to fetch the row and image bytes (0 workers, nothing decoded)")
+        for column in ["skyeye (Parquet)", "llava-style (JSON + files)"]:
+            storage.add_column(column, justify="right")
+        ours_fetch = lambda p: [ours.images.read_bytes(i) for i in ours.row(p)["image_ids"]]  # noqa: E731
+        storage.add_row(f"{storage_microseconds(ours_fetch, order):.0f}", f"{storage_microseconds(baseline.fetch, order):.0f}")
+        console.print(storage)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def convert_command(
     try:
         with progress_bar() as progress:
             task = progress.add_task(f"convert {source}", total=None)
-            summary = convert_source(source, raw_dir, out, strict=strict, on_item=lambda: progress.advance(task))
+            summary = convert_source(source, raw_dir, out, strict=strict, on_item=lambda n=1: progress.advance(task, n))
     except KeyError as error:
         raise fail(str(error.args[0]))
     except (LayoutError, StrictModeError) as error:
@@ -111,7 +111,7 @@ def convert_all_command(
                 continue
             task = progress.add_task(f"convert {name}", total=None)
             try:
-                summaries.append(convert_source(name, raw_dir, out, strict=strict, on_item=lambda: progress.advance(task)))
+                summaries.append(convert_source(name, raw_dir, out, strict=strict, on_item=lambda n=1: progress.advance(task, n)))
             except (LayoutError, StrictModeError) as error:
                 raise fail(str(error))
     print_convert_summaries(summaries)

@@ -23,6 +23,7 @@ from skyeye_data.quarantine import QuarantineLog, StrictModeError, short_reason
 from skyeye_data.schema import RECORD_SCHEMA, Record, record_to_row, row_to_record
 from skyeye_data.sources import get_source
 from skyeye_data.sources.base import Rejected
+from skyeye_data.sources.row_block import VqaRowBlock
 
 __all__ = ["BATCH_ROWS", "ConvertSummary", "StrictModeError", "convert_records", "convert_source", "read_records"]
 
@@ -57,7 +58,7 @@ def convert_records(
     raw_dir: Path,
     records_path: Path,
     on_rejected: Callable[[dict[str, Any]], None],
-    on_item: Callable[[], None] | None = None,
+    on_item: Callable[..., None] | None = None,
     on_record: Callable[[Record], None] | None = None,
     options: dict[str, Any] | None = None,
 ) -> ConvertSummary:
@@ -68,31 +69,81 @@ def convert_records(
 
     ``on_rejected`` receives each rejection's quarantine entry (it may raise to stop: --strict);
     ``on_record`` sees each record as it is written (the build's leak guard collects the val/test
-    images there, so it never reads the records back for them).
+    images there, so it never reads the records back for them; of a row block, one stand-in with
+    ``source``, ``split``, ``image_key`` and ``image_sha256`` per run of rows on one image);
+    ``on_item(n=1)`` is called per item done, with ``n`` the rows of a row block.
     """
     source = get_source(name).configured(**(options or {}))
     source.check_layout(raw_dir)
     summary = ConvertSummary(source=name, records_path=records_path)
+    # a source with a million rows yields them as row blocks (RSVQA: sources/row_block.py); same rows
+    items = source.row_items(raw_dir) if hasattr(source, "row_items") else source.records(raw_dir)
     with atomic_path(records_path) as tmp_records, pq.ParquetWriter(tmp_records, RECORD_SCHEMA) as writer:
-        batch: list[dict] = []
-        for item in rawfs.within(raw_dir.parent, source.records(raw_dir)):  # the guarded raw reader's scope
+        groups = _RowGroups(writer)
+        for item in rawfs.within(raw_dir.parent, items):  # the guarded raw reader's scope
             if isinstance(item, Rejected):
                 on_rejected(item.to_json(name))
                 summary.count_rejection(item)
+            elif isinstance(item, VqaRowBlock):
+                groups.add_table(item.to_table())
+                summary.written += item.rows
+                summary.by_split[item.split] += item.rows
+                for note in item.eval_notes() if on_record is not None else ():
+                    on_record(note)
             else:
-                batch.append(record_to_row(item))
+                groups.add_row(record_to_row(item))
                 summary.written += 1
                 summary.by_split[item.split] += 1
                 if on_record is not None:
                     on_record(item)
-            if len(batch) >= BATCH_ROWS:
-                writer.write_table(pa.Table.from_pylist(batch, schema=RECORD_SCHEMA))
-                batch.clear()
-            if on_item:
+            if on_item and isinstance(item, VqaRowBlock):
+                on_item(item.rows)
+            elif on_item:
                 on_item()
-        if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=RECORD_SCHEMA))
+        groups.close()
     return summary
+
+
+class _RowGroups:
+    """Rows into the Parquet file in row groups of exactly BATCH_ROWS (the last one shorter), whether
+    they come one by one or in blocks: the file's bytes do not depend on how the rows arrived."""
+
+    def __init__(self, writer: pq.ParquetWriter):
+        self.writer = writer
+        self.rows: list[dict] = []
+        self.tables: list[pa.Table] = []  # rows waiting to fill a group, in order (after self.rows)
+        self.waiting = 0
+
+    def add_row(self, row: dict) -> None:
+        if self.tables:
+            self._pack_rows()
+        self.rows.append(row)
+        if len(self.rows) >= BATCH_ROWS:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=RECORD_SCHEMA))
+            self.rows.clear()
+
+    def add_table(self, table: pa.Table) -> None:
+        self._pack_rows()
+        self.tables.append(table)
+        self.waiting += table.num_rows
+        if self.waiting >= BATCH_ROWS:
+            table = pa.concat_tables(self.tables)
+            full = self.waiting - self.waiting % BATCH_ROWS
+            for start in range(0, full, BATCH_ROWS):
+                self.writer.write_table(table.slice(start, BATCH_ROWS).combine_chunks())
+            self.tables = [table.slice(full)] if full < self.waiting else []
+            self.waiting -= full
+
+    def _pack_rows(self) -> None:
+        if self.rows:
+            self.tables.append(pa.Table.from_pylist(self.rows, schema=RECORD_SCHEMA))
+            self.waiting += len(self.rows)
+            self.rows.clear()
+
+    def close(self) -> None:
+        self._pack_rows()
+        if self.tables:
+            self.writer.write_table(pa.concat_tables(self.tables).combine_chunks())
 
 
 def convert_source(
@@ -100,7 +151,7 @@ def convert_source(
     raw_dir: Path,
     out_dir: Path,
     strict: bool = False,
-    on_item: Callable[[], None] | None = None,
+    on_item: Callable[..., None] | None = None,
 ) -> ConvertSummary:
     """``skyeye convert``: ``out_dir/<name>.parquet`` and ``out_dir/<name>.quarantine.jsonl``, both
     under their final names only when the conversion completes (StrictModeError with ``strict``)."""

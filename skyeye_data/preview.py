@@ -14,6 +14,7 @@ captions, question and answer, class label, flags).
 
 from __future__ import annotations
 
+import io
 import textwrap
 import zlib
 from collections import Counter
@@ -25,6 +26,7 @@ from typing import Annotated, Iterable, Iterator, Optional
 import typer
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from skyeye_data import rawfs
 from skyeye_data.boxes import format_box
 from skyeye_data.io import atomic_path
 
@@ -103,12 +105,17 @@ def record_text(record) -> list[str]:
 
 
 def _load_image(path: Path) -> tuple[Image.Image | None, str | None]:
+    # through the guarded raw reader, like a build: an image_path from a records file or a raw
+    # annotation may name a FIFO, a symlink out of the raw root or a huge file
     try:
-        with Image.open(path) as image:
+        data = rawfs.read_bytes(path, "image")
+        with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB"), None
-    except FileNotFoundError:
-        return None, f"image not found: {path}"
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+    except (rawfs.RawFileMissing, FileNotFoundError):
+        return None, f"image not found: {rawfs.shown(path)}"
+    except rawfs.RawAccessError as error:
+        return None, f"not read: {error}"
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         return None, f"cannot draw {path.name}: {type(error).__name__}"
 
 
@@ -187,9 +194,16 @@ def compose_grid(tiles: list[Image.Image], columns: int) -> Image.Image:
     return grid
 
 
-def write_preview(records: Iterable, image_root: Path, out: Path, limit: int = 12, style: PreviewStyle = PreviewStyle()) -> int:
-    """Draw up to ``limit`` records into ``out`` (PNG, written atomically); return how many were drawn."""
-    tiles = [render_tile(record, image_root, style) for record in islice(records, limit)]
+def write_preview(
+    records: Iterable, image_root: Path, out: Path, limit: int = 12, style: PreviewStyle = PreviewStyle(), raw_root: Path | None = None
+) -> int:
+    """Draw up to ``limit`` records into ``out`` (PNG, written atomically); return how many were drawn.
+
+    Every raw read (the records' files when they are converted on the fly, and the images) is
+    guarded against ``raw_root`` (default ``image_root``): nothing outside it is opened.
+    """
+    with rawfs.scope(raw_root or image_root):
+        tiles = [render_tile(record, image_root, style) for record in islice(records, limit)]
     if not tiles:
         return 0
     with atomic_path(out) as tmp:
@@ -204,8 +218,10 @@ class PreviewInputError(Exception):
     """The input cannot be previewed; the message says what to pass instead."""
 
 
-def preview_records(input_path: Path, raw_dir: Path | None, source: str | None, split: str | None) -> tuple[Iterator, Path]:
-    """The records to draw and the folder their ``image_path`` is relative to."""
+def preview_records(input_path: Path, raw_dir: Path | None, source: str | None, split: str | None) -> tuple[Iterator, Path, Path]:
+    """The records to draw, the folder their ``image_path`` is relative to, and the raw root that
+    bounds every read (a raw source folder's parent, as in ``skyeye convert``: some converters read
+    a sibling source, e.g. RSIVQA the captions of UCM)."""
     if input_path.is_file() and input_path.suffix == ".parquet":
         if raw_dir is None:
             raise PreviewInputError(
@@ -214,7 +230,7 @@ def preview_records(input_path: Path, raw_dir: Path | None, source: str | None, 
         from skyeye_data.convert import read_records
 
         records: Iterator = read_records(input_path)
-        root = raw_dir
+        root = bound = raw_dir
     elif input_path.is_dir():
         from skyeye_data.sources import Rejected, all_sources
 
@@ -227,12 +243,12 @@ def preview_records(input_path: Path, raw_dir: Path | None, source: str | None, 
         converter = sources[name]
         converter.check_layout(input_path)
         records = (item for item in converter.records(input_path) if not isinstance(item, Rejected))
-        root = input_path
+        root, bound = input_path, input_path.parent
     else:
         raise PreviewInputError(f"{input_path} is neither a records .parquet file nor a raw source folder")
     if split:
         records = (r for r in records if r.split == split)
-    return records, root
+    return records, root, bound
 
 
 def register(app: typer.Typer) -> None:
@@ -252,8 +268,8 @@ def register(app: typer.Typer) -> None:
         from skyeye_data.sources import LayoutError
 
         try:
-            records, root = preview_records(input_path, raw_dir, source, split)
-            drawn = write_preview(records, root, out, limit, PreviewStyle(tile=tile, columns=columns))
+            records, root, bound = preview_records(input_path, raw_dir, source, split)
+            drawn = write_preview(records, root, out, limit, PreviewStyle(tile=tile, columns=columns), raw_root=bound)
         except (PreviewInputError, LayoutError) as error:
             raise fail(str(error))
         if drawn == 0:

@@ -120,3 +120,18 @@ def clean_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if flags:
         changed["flags"] = sorted(set(fields.get("flags") or ()) | flags)
     return fields | changed if changed else fields
+
+
+def reviewed_text(value: str) -> tuple[str, str | None]:
+    """A reviewer's corrected text held to the rules of record text: Windows line ends made ``\n``,
+    lone surrogates and control/bidi characters stripped (a paste from a PDF or a chat brings them
+    in, invisible in the browser). Returns the text and, when it is over ``input.max_text_chars``,
+    the reason it cannot be taken."""
+    limits = current_limits()
+    flags: set[str] = set()
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if _SUSPECT.search(value) is not None:
+        value = _clean_text(value, "corrected text", "strip", flags)
+    if len(value) > limits.max_text_chars:
+        return value, f"the corrected text is {len(value):,} characters long, over the cap of {limits.max_text_chars:,}"
+    return value, None

@@ -136,7 +136,9 @@ def save_checkpoint(
         write_json(tmp / "scheduler.json", scheduler.state_dict())
         write_json(tmp / "trainer_state.json", asdict(state))
     _barrier()
-    if rank == 0 or sharded:
+    if hasattr(optimizer, "save_to"):  # DeepSpeed's partitioned optimizer: every rank writes its part (deepspeed_engine)
+        optimizer.save_to(tmp, rank)
+    elif rank == 0 or sharded:
         save_optimizer(optimizer, tmp, rank, sharded)
     save_rng(tmp, rank)
     _barrier()
@@ -156,7 +158,10 @@ def read_trainer_state(directory: Path) -> TrainerState:
 def load_training_state(directory: Path, optimizer, scheduler, rank: int, sharded: bool = False) -> TrainerState:
     """Optimizer, scheduler, position and RNG of a checkpoint (its weights: ``load_trainable_weights``, before
     the model is wrapped); the RNG last, so nothing after it draws numbers."""
-    load_optimizer(optimizer, directory, rank, sharded)
+    if hasattr(optimizer, "load_from"):  # DeepSpeed (deepspeed_engine.DeepSpeedOptimizer)
+        optimizer.load_from(directory, rank)
+    else:
+        load_optimizer(optimizer, directory, rank, sharded)
     scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text(encoding="utf-8")))
     state = read_trainer_state(directory)
     load_rng(directory, rank)

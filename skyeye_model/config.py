@@ -75,6 +75,7 @@ class DataConfig(StrictModel):
     group_by_length: bool = Field(False, description="order each rank's epoch so batches hold samples of similar length (exactly-once kept)")
     pack: bool = Field(False, description="pack a micro-batch's samples into rows of pack_length tokens (per-sample attention)")
     pack_length: Optional[int] = Field(None, description="tokens per packed row (None: the whole micro-batch in one row)")
+    train_tier: bool = Field(True, description="read the build's pre-resized train-images/ when its size is image_size (recipe train_size)")
     jpeg_draft: Optional[bool] = Field(
         None, description="decode JPEGs at reduced scale when much larger than image_size; None: on, except for MiniGPT-v2 towers (exact pixels)"
     )

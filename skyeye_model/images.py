@@ -9,13 +9,15 @@ workers, unlike a dict of a million Python strings.
 ``ImageStore`` fetches an image's bytes by reading the ``bytes`` column of its row group (Parquet's
 unit of random access) and keeps the most recent row groups in a small per-process cache. The cost
 of a random image is one row-group read: write the images table with small row groups (tens to a few
-hundred images) for training.
+hundred images) for training (the build writes 16 per group).
+
+``training_images`` picks the pre-resized training tier (``train-images/``) when the build wrote one for
+the model's input size. Decoding is :mod:`skyeye_model.decode`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from collections import OrderedDict
@@ -32,7 +34,7 @@ def files_fingerprint(files: list[Path]) -> str:
     digest = hashlib.sha256(f"v{INDEX_VERSION}".encode())
     for path in files:
         stat = path.stat()
-        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.parent.name}/{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())  # images/ and train-images/ alike
     return digest.hexdigest()[:16]
 
 
@@ -150,18 +152,23 @@ class ImageStore:
         return self._row_group(file_number, row_group)[row].as_py()
 
 
-def decode_resized(data: bytes, size: int, draft: bool = True) -> np.ndarray:
-    """Encoded image → RGB ``uint8`` array ``[size, size, 3]`` (bicubic, aspect ratio not kept, as in the paper).
+def training_images(root: Path, image_size: int, use_tier: bool = True) -> tuple[Path, str]:
+    """The images folder a trainer reads, and a log line saying which and why.
 
-    ``draft=False`` decodes JPEGs at full size first, as MiniGPT-v2's ``Blip2ImageTrainProcessor`` sees them
-    (``PIL.Image.open(...).convert("RGB")`` then ``Resize((S, S), BICUBIC)``): the exact pixels, slower."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        if draft:
-            image.draft("RGB", (size, size))  # JPEG: decode at reduced scale when the target is much smaller
-        # No copy when nothing changes: PIL's convert to the same mode and resize to the same size only copy
-        # (a pre-resized training tier is already RGB at the model's size).
-        image = image if image.mode == "RGB" else image.convert("RGB")
-        image = image if image.size == (size, size) else image.resize((size, size), Image.BICUBIC)
-        return np.array(image, dtype=np.uint8)
+    A build with ``train_size`` in its recipe writes ``train-images/`` (images pre-resized to the model's
+    square input, see ``skyeye_data.compile.images``) and names it in ``manifest.json`` (``train_images``).
+    It is used when its size is the model's ``image_size``; otherwise the full-size ``images/`` table."""
+    root = Path(root)
+    full = root / "images"
+    manifest_path = root / "manifest.json"
+    tier = json.loads(manifest_path.read_text(encoding="utf-8")).get("train_images") if manifest_path.is_file() else None
+    if not tier:
+        return full, "training images: images/ (full size; a recipe with train_size: N writes a pre-resized tier)"
+    tier_dir = root / tier["path"]
+    if not use_tier:
+        return full, "training images: images/ (full size; data.train_tier is off)"
+    if int(tier["size"]) != image_size:
+        return full, f"training images: images/ (full size): the {tier['size']} px tier in {tier['path']}/ does not match image_size {image_size}"
+    if not any(tier_dir.glob("*.parquet")):
+        return full, f"training images: images/ (full size): the manifest names {tier['path']}/, which holds no table"
+    return tier_dir, f"training images: {tier['path']}/ (pre-resized to {image_size} px at build time)"

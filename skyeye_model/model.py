@@ -67,7 +67,7 @@ def detect_vision_type(path: Path) -> str:
 class VisionTower(nn.Module):
     """A frozen image encoder returning patch tokens ``[B, N, C]`` without CLS / prefix tokens."""
 
-    def __init__(self, path: Path, kind: str, image_size: int, dtype: torch.dtype):
+    def __init__(self, path: Path, kind: str, image_size: int, dtype: torch.dtype, device: torch.device | None = None):
         super().__init__()
         self.kind = detect_vision_type(path) if kind == "auto" else kind
         self.image_size = image_size
@@ -86,15 +86,15 @@ class VisionTower(nn.Module):
         elif self.kind == "timm":
             self._load_timm(Path(path), dtype)
         else:
-            self._load_transformers(Path(path), dtype)
+            self._load_transformers(Path(path), dtype, device)
         self.encoder.requires_grad_(False)
         self.encoder.eval()
 
-    def _load_transformers(self, path: Path, dtype: torch.dtype) -> None:
+    def _load_transformers(self, path: Path, dtype: torch.dtype, device: torch.device | None) -> None:
         from transformers import CLIPVisionModel, SiglipVisionModel
 
         tower_class = CLIPVisionModel if self.kind == "clip" else SiglipVisionModel
-        self.encoder = tower_class.from_pretrained(path, dtype=dtype)
+        self.encoder = tower_class.from_pretrained(path, dtype=dtype, **device_placement(device))
         self.hidden_size = self.encoder.config.hidden_size
         self.prefix_tokens = 1 if self.kind == "clip" else 0  # SigLIP has no CLS token
         self.interpolate = self.encoder.config.image_size != self.image_size
@@ -154,13 +154,20 @@ def group_patches(tokens: torch.Tensor, group: int) -> torch.Tensor:
     return tokens.reshape(batch, count // group, group * channels)
 
 
+def device_placement(device: torch.device | None) -> dict:
+    """``from_pretrained`` arguments that keep a full copy of the weights out of every rank's host memory.
+
+    transformers 5 builds the model on the meta device and fills it from the checkpoint (no random init,
+    no second copy). On a GPU, ``device_map`` puts each tensor straight onto the rank's device. On the CPU,
+    safetensors weights of the stored dtype stay memory-mapped views of the file, so the ranks share the
+    page cache instead of holding a copy each (``tests/test_model_loading.py``)."""
+    return {"device_map": {"": str(device)}} if device is not None and device.type == "cuda" else {}
+
+
 def load_llm(path: Path, dtype: torch.dtype, device: torch.device | None = None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # On a GPU the weights load straight onto it (device_map implies low_cpu_mem_usage): no rank holds a
-    # full copy of the LLM in host memory first.
-    placement = {"device_map": {"": str(device)}} if device is not None and device.type == "cuda" else {}
-    llm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **placement)
+    llm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **device_placement(device))
     tokenizer = AutoTokenizer.from_pretrained(path)
     return llm, tokenizer
 
@@ -288,7 +295,7 @@ def build_model(config: ModelConfig, init_adapter: Path | None = None, device: t
 
     require_folders(config)
     dtype = torch_dtype(config.precision)
-    vision = VisionTower(config.vision_path, config.vision_type, config.image_size, dtype)
+    vision = VisionTower(config.vision_path, config.vision_type, config.image_size, dtype, device)
     llm, tokenizer = load_llm(config.llm_path, dtype, device)
     llm.requires_grad_(False)
     if config.gradient_checkpointing:

@@ -24,7 +24,8 @@ from skyeye_data.tables import PREDICTION_CARRIED_COLUMNS as CARRIED_COLUMNS
 from skyeye_data.tables import PREDICTION_SCHEMA
 from skyeye_model.collate import Collator
 from skyeye_model.data import EncodedSample, even_frames
-from skyeye_model.images import ImageIndex, ImageStore, decode_resized
+from skyeye_model.decode import decode_frames
+from skyeye_model.images import ImageIndex, ImageStore
 from skyeye_model.model import SkyEyeGPT, load_trained_model, pad_id, resolved_precision
 
 DECODE_THREADS = min(8, os.cpu_count() or 1)
@@ -80,7 +81,7 @@ class Generator:
     def pixels(self, encoded_images: list[bytes]) -> torch.Tensor:
         size = self.model.config.image_size
         draft = self.model.vision.kind != "minigptv2"  # MiniGPT-v2's towers see full-size decodes, as in its processors
-        return torch.stack([torch.from_numpy(decode_resized(data, size, draft)) for data in encoded_images])
+        return decode_frames(encoded_images, size, draft)
 
     def answer(self, samples: list[EncodedSample], max_new_tokens: int) -> list[str]:
         batch = self.collate(samples).to(self.device)

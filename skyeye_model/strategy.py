@@ -14,7 +14,9 @@ silently dropped:
   vision tower is left out of sharding (``ignored_params``): each rank keeps it whole, it has no gradient to
   reduce. Runs on GPUs (NCCL) and on CPU (gloo). Accelerate's own FSDP path is not used because it does
   not exist for CPU processes (``Accelerator(cpu=True)`` falls back to DDP).
-- ``distributed_type: DEEPSPEED`` → refused with a message (not wired: use FSDP for sharding).
+- ``distributed_type: DEEPSPEED`` → a DeepSpeed engine with the ZeRO config accelerate's ``DeepSpeedPlugin``
+  builds from it (stages 0-2; :mod:`skyeye_model.deepspeed_engine`); refused with a message when
+  ``deepspeed`` is not installed (it is optional: ``pip install deepspeed``) or for ZeRO stage 3.
 - otherwise, with several processes, DDP.
 """
 
@@ -26,10 +28,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from skyeye_model.deepspeed_engine import deepspeed_available
+
 
 @dataclass
 class Strategy:
-    kind: str  # "single", "ddp" or "fsdp"
+    kind: str  # "single", "ddp", "fsdp" or "deepspeed"
     mixed_precision: str  # "no" or "bf16"
     layer_classes: tuple[str, ...] = ("LlamaDecoderLayer",)
 
@@ -40,14 +44,16 @@ def env_flag(name: str) -> bool:
 
 def resolve_strategy(precision: str, world_size: int) -> Strategy:
     """The strategy the launcher's environment and ``model.precision`` (already resolved: fp32/bf16) ask for."""
-    if env_flag("ACCELERATE_USE_DEEPSPEED"):
-        raise ValueError(
-            "the accelerate config asks for DeepSpeed, which this trainer does not wire; use an FSDP config "
-            "(distributed_type: FSDP) to shard the frozen LLM, or DDP (docs/training.md)"
-        )
     mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if precision == "bf16" else "no")
     if mixed not in ("no", "bf16"):
         raise ValueError(f"mixed_precision {mixed!r} from the accelerate config is not supported here (no loss scaler): use bf16 or no")
+    if env_flag("ACCELERATE_USE_DEEPSPEED"):
+        if not deepspeed_available():
+            raise ValueError(
+                "the accelerate config asks for DeepSpeed, which is not installed: `pip install deepspeed` "
+                "(on CPU also DS_ACCELERATOR=cpu), or use an FSDP config (distributed_type: FSDP) (docs/training.md)"
+            )
+        return Strategy("deepspeed", mixed)
     if env_flag("ACCELERATE_USE_FSDP"):
         classes = tuple(c.strip() for c in os.environ.get("FSDP_TRANSFORMER_CLS_TO_WRAP", "LlamaDecoderLayer").split(",") if c.strip())
         return Strategy("fsdp", mixed, classes)

@@ -26,6 +26,8 @@ from skyeye_model.checkpoint import TrainerState, latest_checkpoint, load_traini
 from skyeye_model.collate import Collator, PackingCollator
 from skyeye_model.config import TrainConfig
 from skyeye_model.data import SampleDataset, length_report_lines
+from skyeye_model.deepspeed_engine import start_engine
+from skyeye_model.images import training_images
 from skyeye_model.model import SkyEyeGPT, build_model, pad_id, resolved_precision
 from skyeye_model.sampler import MixtureSampler
 from skyeye_model.strategy import resolve_strategy, set_gradient_sync, shard_fsdp
@@ -96,6 +98,7 @@ class TrainResult:
 def open_dataset(config: TrainConfig, model: SkyEyeGPT) -> SampleDataset:
     template = model.chat_template(training=True)
     data = config.data
+    images_dir, _ = training_images(data.root, config.model.image_size, data.train_tier)  # the Trainer logs which
     return SampleDataset(
         data.root,
         template,
@@ -106,6 +109,7 @@ def open_dataset(config: TrainConfig, model: SkyEyeGPT) -> SampleDataset:
         max_frames=data.max_frames,
         index_cache=data.index_cache,
         draft=data.jpeg_draft if data.jpeg_draft is not None else model.vision.kind != "minigptv2",
+        images_dir=images_dir,
     )
 
 
@@ -155,7 +159,8 @@ class Trainer:
         self.dataset = open_dataset(config, self.model)
         if self.dist.is_main:  # before the first step: how it runs, and what the length policy cut or left out, per source
             strategy = f"{self.strategy.kind} over {self.dist.world_size} process(es), mixed precision {self.strategy.mixed_precision}"
-            lines = [strategy] + length_report_lines(self.dataset.length_report)
+            lines = [strategy, training_images(config.data.root, config.model.image_size, config.data.train_tier)[1]]
+            lines += length_report_lines(self.dataset.length_report)
             for line in lines if on_report is None else []:
                 log.warning("%s", line)
             if on_report is not None:
@@ -179,6 +184,10 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(config.optim.warmup_steps, self.total_steps, config.optim.min_lr_ratio)
         )
+        self.engine = None
+        if self.strategy.kind == "deepspeed":  # the engine wraps model and AdamW; the schedule (on AdamW's groups) stays ours
+            self.engine, self.optimizer = start_engine(self.model, self.optimizer, config, self.dist.world_size)
+            self.runner = self.engine
         self.state = TrainerState(world_size=self.dist.world_size, batch_size=config.batch_size, grad_accum=config.grad_accum)
         torch.manual_seed(config.seed + 1000 * self.dist.rank)  # dropout differs between ranks
         if checkpoint is not None:
@@ -203,7 +212,7 @@ class Trainer:
     def _wrap(self) -> nn.Module:
         if self.strategy.kind == "fsdp":
             return shard_fsdp(self.model, self.strategy.layer_classes)
-        if self.strategy.kind == "single":
+        if self.strategy.kind in ("single", "deepspeed"):  # deepspeed: the engine comes with the optimizer
             return self.model
         device_ids = [self.dist.device.index] if self.dist.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
@@ -242,18 +251,26 @@ class Trainer:
 
     def _forward_backward(self, batch, sync: bool) -> float:
         # DDP / FSDP reduce gradients only on the last micro-batch of an accumulation.
-        with set_gradient_sync(self.runner, self.strategy, sync), self.autocast:
-            loss, _ = self.runner(batch.to(self.dist.device))
-            (loss / self.config.grad_accum).backward()
+        if self.engine is not None:  # DeepSpeed: its reduction and step follow the trainer's step boundaries
+            self.engine.set_gradient_accumulation_boundary(sync)
+            with self.autocast:
+                loss, _ = self.engine(batch.to(self.dist.device))
+            self.engine.backward(loss / self.config.grad_accum, scale_wrt_gas=False)
+            self.engine.step()  # every micro-batch, as DeepSpeed expects; it updates only at a boundary
+        else:
+            with set_gradient_sync(self.runner, self.strategy, sync), self.autocast:
+                loss, _ = self.runner(batch.to(self.dist.device))
+                (loss / self.config.grad_accum).backward()
         self.samples_seen += sum(1 for w in batch.weights if w > 0)
         self.tokens_seen += int(batch.attention_mask.sum())
         return float(loss.detach())
 
     def _optimizer_step(self, loss: float, end_step: int, on_step) -> None:
-        nn.utils.clip_grad_norm_(list(self.model.trainable_state().values()), self.config.optim.max_grad_norm)
-        self.optimizer.step()
+        if self.engine is None:  # DeepSpeed clipped, stepped and cleared in engine.step()
+            nn.utils.clip_grad_norm_(list(self.model.trainable_state().values()), self.config.optim.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
         self.losses.append(mean_over_ranks(loss, self.dist))
         lr = self.scheduler.get_last_lr()[0]

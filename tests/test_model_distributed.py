@@ -139,6 +139,13 @@ LAUNCHERS = {
             "fsdp_reshard_after_forward": True}},
         {"grad_accum": 1, "max_steps": 6},
     ),
+    # ZeRO-2 on CPU (DS_ACCELERATOR=cpu, gloo): optimizer state and gradients partitioned over the 2 ranks
+    "deepspeed-zero2": (
+        {"distributed_type": "DEEPSPEED", "mixed_precision": "no", "deepspeed_config": {
+            "zero_stage": 2, "gradient_accumulation_steps": 2, "gradient_clipping": 1.0,
+            "offload_optimizer_device": "none", "offload_param_device": "none", "zero3_init_flag": False}},
+        {"grad_accum": 2, "max_steps": 4},
+    ),
 }  # fmt: skip
 
 
@@ -146,13 +153,15 @@ LAUNCHERS = {
 @pytest.mark.parametrize("launcher_name", sorted(LAUNCHERS))
 def test_accelerate_config_is_honoured_and_resume_gives_the_same_losses(launcher_name, tmp_path):
     pytest.importorskip("accelerate")
+    if launcher_name.startswith("deepspeed"):
+        pytest.importorskip("deepspeed", reason="DeepSpeed is optional (pip install deepspeed)")
     launcher, overrides = LAUNCHERS[launcher_name]
     config_file = write_train_config(tmp_path)
     config = yaml.safe_load(config_file.read_text()) | overrides  # epoch 0 = 5 micro-batches per rank: within max_steps
     stop = config["max_steps"] // 2
     config["save_every"] = stop
     config["model"]["precision"] = "fp32"
-    environment = {"HF_HOME": str(tmp_path / "hf-home"), "CUDA_VISIBLE_DEVICES": ""}
+    environment = {"HF_HOME": str(tmp_path / "hf-home"), "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
     runs = {}
     for name in ("whole", "interrupted"):
         config["output_dir"] = str(tmp_path / name)
@@ -165,6 +174,9 @@ def test_accelerate_config_is_honoured_and_resume_gives_the_same_losses(launcher
     assert len(losses(runs["interrupted"])) == stop
     if launcher_name == "fsdp":  # each rank wrote its own shard of the optimizer state
         assert (runs["interrupted"] / f"checkpoint-{stop:07d}" / "optimizer-rank1.safetensors").exists()
+    if launcher_name.startswith("deepspeed"):  # each rank's ZeRO partition, by DeepSpeed's own checkpointing
+        state = runs["interrupted"] / f"checkpoint-{stop:07d}" / "deepspeed" / "state"
+        assert sorted(p.name for p in state.glob("*optim_states.pt")) == [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in (0, 1)]
     run_launcher(accelerate_command(tmp_path, launcher, tmp_path / "interrupted.yaml", "--resume"), environment)
     whole, resumed = losses(runs["whole"]), losses(runs["interrupted"])
     assert len(whole) == len(resumed) == config["max_steps"]
@@ -176,4 +188,8 @@ def test_accelerate_config_is_honoured_and_resume_gives_the_same_losses(launcher
         assert len(trained) == 17 and set(trained.values()) == {1}
 
 
-expected_line = {"bf16+accumulation": "ddp over 2 process(es), mixed precision bf16", "fsdp": "fsdp over 2 process(es), mixed precision no"}
+expected_line = {
+    "bf16+accumulation": "ddp over 2 process(es), mixed precision bf16",
+    "fsdp": "fsdp over 2 process(es), mixed precision no",
+    "deepspeed-zero2": "deepspeed over 2 process(es), mixed precision no",
+}

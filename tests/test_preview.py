@@ -91,6 +91,27 @@ def test_missing_image_draws_a_placeholder_not_a_crash(tmp_path):
     assert tile.width == 200 and tile.height > 100  # the record's text panel still follows
 
 
+def test_an_image_outside_the_raw_root_is_not_read(tmp_path):
+    # a records file may name any path: the preview reads images through the guarded raw reader
+    outside = tmp_path / "elsewhere" / "secret.png"
+    outside.parent.mkdir()
+    Image.new("RGB", (200, 100), (0, 200, 0)).save(outside)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "link.png").symlink_to(outside)
+    out = tmp_path / "grid.png"
+    records = [grounding("link.png", [1, 1, 5, 5]), grounding("../elsewhere/secret.png", [1, 1, 5, 5])]
+    assert preview.write_preview(records, raw, out, style=preview.PreviewStyle(tile=200, columns=2)) == 2
+    with Image.open(out) as grid:
+        colours = {colour for _, colour in grid.convert("RGB").getcolors(maxcolors=1 << 20)}
+    assert (0, 200, 0) not in colours  # neither the symlink nor the ../ path drew the outside image
+    image, reason = preview._load_image(raw / "link.png")  # no scope: the check is the scope's
+    assert image is not None and reason is None
+    with preview.rawfs.scope(raw):
+        image, reason = preview._load_image(raw / "link.png")
+    assert image is None and "not read" in reason
+
+
 def test_grid_from_a_records_parquet(tmp_path, cli):
     synthesize("dior_rsvg", tmp_path / "raw", "mini", random.Random(0))
     summary = convert_source("dior_rsvg", tmp_path / "raw", tmp_path / "out")

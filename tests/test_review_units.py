@@ -12,13 +12,14 @@ from review_server import image_row, sample_row, write_build_output
 from skyeye_data.boxes import format_box
 from skyeye_data.review.apply import ReviewCounts, apply_review
 from skyeye_data.review.corrections import (
+    InvalidVerdict,
     TaskDataError,
     pixels_to_rectangle_value,
     verdict_from_task,
 )
 from skyeye_data.review.fingerprint import sample_fingerprint
 from skyeye_data.review.tasks import review_kind, task_payload
-from skyeye_data.review.ledger import ReviewLedger, Verdict
+from skyeye_data.review.ledger import ReviewLedger, Verdict, ledger_state
 from skyeye_data.review.policy import FLAG_NAMES, ReviewPolicy, audit_draw
 from skyeye_data.review.queue import QueuedSample, QueueSummary, read_samples, review_queue, write_review_queue
 from skyeye_data.review.report import review_report
@@ -145,6 +146,22 @@ def test_ledger_records_each_annotation_once_and_takes_later_edits(tmp_path):
         assert ledger.verdicts()[0].verdict == "rejected"
 
 
+def test_ledger_state_sees_a_pull_still_in_the_wal(tmp_path):
+    # a build keys its output on the ledger: a verdict must change the key even while another
+    # connection keeps it in the -wal file and the database file keeps its size and mtime
+    path = tmp_path / "ledger.sqlite"
+    holder = ReviewLedger(path)
+    holder.record([verdict()])
+    before, stat = ledger_state(path), path.stat()
+    with ReviewLedger(path) as puller:
+        puller.record([verdict("rejected", at="2026-02-01T00:00:00Z")])
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)  # the file says nothing
+    assert ledger_state(path) != before
+    assert ledger_state(path) == ledger_state(path)  # a pure function of the verdicts; reading changes nothing
+    holder.close()
+    assert ledger_state(tmp_path / "missing.sqlite").startswith("unreadable")
+
+
 def test_ledger_batch_is_all_or_nothing(tmp_path):
     def failing():
         yield verdict(annotation_id=1)
@@ -218,6 +235,17 @@ def test_text_correction_reject_skip_and_no_decision():
     assert verdict_from_task(task, annotation([fixed, choice("reject")]), 3).verdict == "rejected"
     assert verdict_from_task(task, annotation([choice("accept")], was_cancelled=True), 3) is None
     assert verdict_from_task(task, annotation([]), 3) is None
+
+
+def test_corrected_text_is_held_to_the_rules_of_record_text():
+    task, _ = pushed_task(caption())
+    pasted = "a road\u202e runs\x1b[31m through\r\nthe forest\u200f ."  # bidi override, ANSI colour, CRLF
+    fixed = {"from_name": "corrected_answer", "to_name": "image", "type": "textarea", "value": {"text": [pasted]}}
+    corrected = verdict_from_task(task, annotation([fixed, choice("edit")]), 3)
+    assert corrected.corrected_conversation[1]["content"] == "a road runs through\nthe forest ."
+    huge = {**fixed, "value": {"text": ["a road " * 1000]}}  # 7,000 characters: over input.max_text_chars
+    with pytest.raises(InvalidVerdict, match="over the cap of 4,096"):
+        verdict_from_task(task, annotation([huge, choice("edit")]), 3)
 
 
 def test_edited_task_data_never_yields_a_verdict():

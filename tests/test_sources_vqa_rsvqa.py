@@ -330,6 +330,22 @@ def test_bad_encoding_quarantines_only_that_question(small_lr, tmp_path):
     assert bad["reason"] == "bad encoding: question 'Is there a r\\xe9ad?' holds byte 0xE9, which is not UTF-8"
 
 
+def test_escaped_low_surrogate_is_a_lone_surrogate_not_a_bad_byte(small_lr, tmp_path):
+    # "\\udc80" is a JSON escape of U+DC80, the character surrogateescape makes of byte 0x80: the
+    # question holding it is stripped and flagged as a lone surrogate; a real byte 0x80 stays "bad encoding"
+    path = small_lr / "LR_split_train_questions.json"
+    data = path.read_bytes()
+    data = data.replace(b'"question": "Is there a road?", "answers_ids": [2]', b'"question": "Is there a r\\udc80oad?", "answers_ids": [2]')
+    data = data.replace(b'"question": "Is there a road?", "answers_ids": [4]', b'"question": "Is there a r\x80oad?", "answers_ids": [4]')
+    path.write_bytes(data)
+    summary, rejected = convert(small_lr, tmp_path)
+    assert summary.written == 8
+    [bad] = rejected
+    assert bad["raw_index"] == 4 and bad["reason"].startswith("bad encoding: question 'Is there a r\\x80oad?' holds byte 0x80")
+    [flagged] = [r for r in read_records(summary.records_path) if r.flags]
+    assert (flagged.record_id, flagged.question, flagged.flags) == ("rsvqa_lr:2", "Is there a road?", ["text_surrogate_stripped"])
+
+
 def test_duplicate_question_id_keeps_the_first(small_lr, tmp_path):
     path = small_lr / "LR_split_train_questions.json"
     rewrite(path, "questions", lambda qs: qs.insert(2, question(1, 0, "Is there a farmland?")))

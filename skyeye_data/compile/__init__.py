@@ -5,7 +5,9 @@ Modules, one job each: :mod:`.recipe` (the YAML recipe model) and :mod:`.options
 name), :mod:`.mixes` (multi-source builders, one module each), :mod:`.evalsets` (val/test eval
 items), :mod:`.images` (content-addressed images table), :mod:`.shards` (streaming sharded Parquet),
 :mod:`.stages` (convert, leak guard, compile sources, mixes, dedupe, review gate, write),
-:mod:`.build` (composes the stages), :mod:`.cache` (incremental builds), :mod:`.tally` (counts),
+:mod:`.build` (composes the stages), :mod:`.cache` (incremental builds: records, build key),
+:mod:`.segments` (compiled samples per source and mix, and their cache), :mod:`.batch_shards`
+(sharded Parquet from Arrow tables), :mod:`.tally` (counts),
 :mod:`.manifest` and :mod:`.card` (manifest, dataset card), :mod:`.stats` (counts and
 distributions), :mod:`.cli` (the commands). The output tables' schemas are in :mod:`skyeye_data.tables`.
 

@@ -3,7 +3,8 @@
 :func:`build` composes the stages of :mod:`skyeye_data.compile.stages` in the order data flows
 through them (docs/ARCHITECTURE.md, "The build pipeline"):
 
-    convert → leak guard → compile sources → mixes → (each sample) dedupe → review gate → write
+    convert → leak guard → compile sources, mixes (one segment each, cached) → merge: (each sample)
+    dedupe → review gate → write
 
 Counting, per source: ``records in = compiled + eval + held out + not selected + quarantined``
 (:mod:`skyeye_data.compile.tally`). On any failure no output appears under a final name.
@@ -15,13 +16,11 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import Any
 
 from skyeye_data import rawfs
-from skyeye_data.compile.cache import RecordsCache, build_key, converter_version, outputs_unchanged, records_key
+from skyeye_data.compile.cache import (RecordsCache, build_key, converter_version, outputs_unchanged, raw_fingerprints, records_key,
+                                       toolkit_version)
 from skyeye_data.compile.errors import BuildError
 from skyeye_data.compile.evalsets import eval_enabled
 from skyeye_data.compile.manifest import compose_manifest, read_manifest, write_card_and_manifest
@@ -29,20 +28,19 @@ from skyeye_data.compile.mixes import load_mix_builders
 from skyeye_data.compile.progress import NullProgress, Progress
 from skyeye_data.compile.recipe import Recipe
 from skyeye_data.compile.shards import remove_stale_temporaries
-from skyeye_data.compile.stages.compile_sources import SourcePlan, SourceResults, compile_batch
+from skyeye_data.compile.segments import Segment, SegmentStore
+from skyeye_data.compile.stages.compile_segments import SOURCE, CompileSettings, compile_unit, plan_units, run_units
 from skyeye_data.compile.stages.convert import ConvertedSource, check_sources, convert_sources, replay, resolve_sources
 from skyeye_data.compile.stages.leak_guard import EvalImages, LeakGuard
-from skyeye_data.compile.stages.mix import run_mix
+from skyeye_data.compile.stages.merge import merge_mix, merge_source
 from skyeye_data.compile.stages.review_gate import open_review_gate
 from skyeye_data.compile.stages.sink import SampleSink
 from skyeye_data.compile.stages.write import OUTPUT_DIRS, BuildOutputs
 from skyeye_data.compile.tally import MixTally, SourceTally
-from skyeye_data.compile.templates import TemplatePools
-from skyeye_data.convert import BATCH_ROWS
 from skyeye_data.io import link_or_copy, output_lock, temporary_name
 from skyeye_data.limits import InputLimits
 from skyeye_data.quarantine import StrictModeError
-from skyeye_data.schema import row_to_record
+from skyeye_data.review.ledger import ledger_state
 from skyeye_data.sources import get_source
 
 __all__ = ["BuildError", "BuildResult", "build"]
@@ -58,6 +56,7 @@ class BuildResult:
     files: list[Path] = field(default_factory=list)
     verified_only: bool = False  # nothing changed since the build in OUT: its files were checked, not rewritten
     records_from_cache: list[str] = field(default_factory=list)  # sources whose converted records came from the cache
+    samples_from_cache: list[str] = field(default_factory=list)  # sources and mixes whose compiled segment came from the cache
 
 
 def build(
@@ -76,26 +75,32 @@ def build(
 ) -> BuildResult:
     """Run every stage (module docstring); on any failure no output appears under a final name.
 
-    ``use_cache``: reuse converted records whose raw files and converter did not change, and only
-    verify a build whose inputs all match the manifest's (:mod:`skyeye_data.compile.cache`);
-    ``jobs``: convert that many sources at once in worker processes (the output does not depend on it);
+    ``use_cache``: reuse converted records whose raw files and converter did not change, compiled
+    segments whose inputs did not change (:mod:`skyeye_data.compile.segments`), and only verify a
+    build whose inputs all match the manifest's (:mod:`skyeye_data.compile.cache`);
+    ``jobs``: convert, then compile, that many sources and mixes at once in worker processes (the
+    output does not depend on it);
     ``ledger``: the review ledger (``--ledger``), overriding the recipe's ``review.ledger``.
     """
     load_mix_builders()
     progress = progress or NullProgress()
     raw_root, out = Path(raw_root), Path(out)
     raw_dirs, warnings = resolve_sources(recipe, raw_root, require_all)
-    warnings += check_sources(recipe, raw_root, raw_dirs)  # the doctor's checks: stop before converting anything
     with output_lock(out), rawfs.scope(raw_root, recipe.input or InputLimits()):
-        remove_stale_temporaries(out, out / "records", *(out / d for d in OUTPUT_DIRS))
+        remove_stale_temporaries(out, out / "records", out / "cache" / "compiled", *(out / d for d in OUTPUT_DIRS))
         cache = RecordsCache(out / "cache") if use_cache else None
         version = converter_version()
-        keys = {name: records_key(name, raw_dir, version, recipe.sources[name].converter_options(),
-                                  tuple(raw_root / other for other in get_source(name).reads_sources))
+        reads = {name: tuple(raw_root / other for other in get_source(name).reads_sources) for name in raw_dirs}
+        fingerprints = raw_fingerprints([d for d in raw_dirs.values() if d is not None] + [f for r in reads.values() for f in r])
+        keys = {name: records_key(name, raw_dir, version, recipe.sources[name].converter_options(), reads[name], fingerprints)
                 if raw_dir is not None else None for name, raw_dir in raw_dirs.items()}  # fmt: skip
         key = build_key(recipe.fingerprint(), keys, build_options(recipe, include_unreviewed, strict, ledger))
-        if cache is not None and cache.built_from(out, key) and (found := verified_build(out)) is not None:
+        stats = cache.built_from(out, key) if cache is not None else None
+        if stats is not None and (found := verified_build(out, stats)) is not None:
             return found
+        # the doctor's checks: stop before converting anything (after the verify-only exit: the raw
+        # files are those of the build found, so their checks are the ones its manifest recorded)
+        warnings += check_sources(recipe, raw_root, raw_dirs)
         staging = temporary_name(out / "records")  # .records.<pid>.tmp: nothing under OUT/records changes until the commit
         try:
             result = compile_all(recipe, raw_root, out, raw_dirs, warnings, cache, keys, staging, cache_dir, progress,
@@ -111,34 +116,37 @@ def build(
 def compile_all(recipe: Recipe, raw_root: Path, out: Path, raw_dirs: dict[str, Path | None], warnings: list[str],
                 cache: RecordsCache | None, keys: dict[str, str | None], staging: Path, cache_dir: Path | None,
                 progress: Progress, include_unreviewed: bool, strict: bool, jobs: int, ledger: Path | None) -> BuildResult:  # fmt: skip
-    """convert → leak guard → compile sources → mixes → (dedupe → review gate → write), then commit."""
-    pools = TemplatePools(recipe.templates, recipe.seed)
+    """convert → leak guard → compile sources and mixes (segments) → merge (dedupe → review gate → write), then commit."""
     review_gate, review_warnings = open_review_gate(recipe, out, include_unreviewed, ledger)
-    outputs = BuildOutputs(out, recipe, cache_dir or out / "cache" / "frames", strict)
+    frame_cache = cache_dir or out / "cache" / "frames"
+    outputs = BuildOutputs(out, recipe, frame_cache, strict)
     sink = SampleSink(outputs, recipe.dedupe, review_gate)
     tallies = {name: SourceTally(source=name, raw_folder=recipe.raw_folder(name)) for name in recipe.sources}
     for name, raw_dir in raw_dirs.items():
         tallies[name].status = "built" if raw_dir is not None else "missing"
+    mixes: dict[str, MixTally] = {}
+    from_cache: list[str] = []
     try:
         converted = convert_sources(recipe, raw_dirs, raw_root, staging, cache, keys, jobs, progress)
         for source in converted:  # the recipe's order, whichever worker finished first
             replay(source, outputs.quarantine.write, tallies[source.name])
-        guard = leak_guard(recipe, converted)
-        mix_sources = {s for mix in recipe.mixes.values() for s in mix.sources}
-        kept: dict[str, list[pa.RecordBatch]] = {}  # the batches the mixes read again, from memory
-        for source in converted:
-            plan = SourcePlan.from_recipe(recipe, source.name, source.raw_dir, pools)
-            results = SourceResults(plan, tallies[source.name], outputs.images, sink, outputs.quarantine.write, outputs.write_eval)
-            progress.stage(f"compile {source.name}", source.summary.written)
-            for records in record_batches(source.records_path, kept.setdefault(source.name, []) if source.name in mix_sources else None):
-                for result in compile_batch(plan, guard, records):
-                    results.apply(result)
-                progress.advance(len(records))
-        mixes = {
-            name: run_mix(name, recipe, pools, raw_dirs, lambda s: kept_records(kept[s]), guard, outputs.images, sink,
-                          outputs.quarantine.write, progress)  # fmt: skip
-            for name in recipe.mixes
-        }
+        settings = CompileSettings(recipe, raw_dirs, {s.name: s.records_path for s in converted}, leak_guard(recipe, converted),
+                                   review_gate, frame_cache, raw_root)  # fmt: skip
+        store = SegmentStore(out / "cache" / "compiled", persistent=cache is not None)
+        gate_state = {"policy": recipe.review.model_dump(mode="json") if recipe.review else None,
+                      **build_options(recipe, include_unreviewed, False, ledger)}  # fmt: skip
+        sizes = {s.name: s.summary.written for s in converted}
+        units = plan_units(recipe, settings, keys, sizes, store, staging / "compiled", toolkit_version(), gate_state)
+        for unit, segment in run_units(units, settings, store, jobs, progress):
+            if segment is None:  # inline: compiled now, after every segment before it is merged
+                compile_unit(settings, unit, sink.seen, progress)
+                segment = Segment.open(unit.scratch)
+            if segment.from_cache:
+                from_cache.append(unit.name)
+            if unit.kind == SOURCE:
+                merge_source(segment, outputs, sink, tallies[unit.name])
+            else:
+                mixes[unit.name] = merge_mix(unit.name, segment, outputs, sink)
         files = outputs.commit()
     except StrictModeError as error:
         outputs.abort()
@@ -150,8 +158,8 @@ def compile_all(recipe: Recipe, raw_root: Path, out: Path, raw_dirs: dict[str, P
     warnings = warnings + review_warnings + [f"mix {m.name} skipped: {m.reason}" for m in mixes.values() if m.status == "skipped"]
     review = review_gate.counts.to_json() if review_gate is not None else None
     manifest = compose_manifest(recipe, tallies, mixes, len(outputs.images.stored), outputs.quarantine.lines, warnings, review)
-    from_cache = [s.name for s in converted if s.from_cache]
-    return BuildResult(out, manifest, tallies, mixes, warnings, files, records_from_cache=from_cache)
+    return BuildResult(out, manifest, tallies, mixes, warnings, files, records_from_cache=[s.name for s in converted if s.from_cache],
+                       samples_from_cache=from_cache)  # fmt: skip
 
 
 def keep_records(out: Path, converted: list[ConvertedSource], cache: RecordsCache | None, keys: dict[str, str | None]) -> None:
@@ -174,18 +182,17 @@ def build_options(recipe: Recipe, include_unreviewed: bool, strict: bool, ledger
         ledger = Path(recipe.review.ledger)
     state = None
     if ledger is not None and ledger.exists():
-        info = ledger.stat()
-        state = [str(ledger.resolve()), info.st_size, info.st_mtime_ns]
+        state = [str(ledger.resolve()), ledger_state(ledger)]
     return {"include_unreviewed": include_unreviewed, "strict": strict, "ledger": state}
 
 
-def verified_build(out: Path) -> BuildResult | None:
+def verified_build(out: Path, stats: dict[str, list[int]]) -> BuildResult | None:
     """The build already in ``out`` (made from the same inputs) when its files are intact."""
     try:
         manifest = read_manifest(out)
     except (BuildError, ValueError):
         return None
-    if not outputs_unchanged(out, manifest):
+    if not outputs_unchanged(out, manifest, stats):
         return None
     tallies = {name: SourceTally.from_json(name, data) for name, data in manifest["sources"].items()}
     mixes = {name: MixTally.from_json(name, data) for name, data in manifest["mixes"].items()}
@@ -200,18 +207,3 @@ def leak_guard(recipe: Recipe, converted: list[ConvertedSource]) -> LeakGuard:
         eval_images.update(source.eval_images)
     evaluated = [s.name for s in converted if eval_enabled(s.name, recipe.sources[s.name].eval)]
     return LeakGuard(recipe.leak_guard, eval_images, evaluated)
-
-
-def record_batches(path: Path, keep: list[pa.RecordBatch] | None) -> Iterator[list]:
-    """The records of a records file, a batch at a time (the file is read once; ``keep`` collects the
-    Arrow batches when mixes read the source again)."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
-        if keep is not None:
-            keep.append(batch)
-        yield [row_to_record(row) for row in batch.to_pylist()]
-
-
-def kept_records(batches: list[pa.RecordBatch]) -> Iterator:
-    for batch in batches:
-        for row in batch.to_pylist():
-            yield row_to_record(row)

@@ -6,9 +6,13 @@
   removed file changes it) and the converter's code version (the source of every toolkit module a
   conversion can run). A hit replays exactly what the conversion gave, so a template change
   recompiles without reconverting, and a changed raw file reconverts only its source.
-* **Build key** (``CACHE/build.json``, beside the manifest's sha256): the recipe fingerprint, every source's records
-  key, the compiler's code version and the build options. A rebuild whose key matches the
-  manifest's, and whose listed files all still have their recorded sha256, only verifies.
+* **Compiled samples** (``CACHE/compiled/<source|mix>-<name>/``): each source's and mix's compiled
+  segment, keyed by its records keys, recipe section, the pools it drew from, ...
+  (:mod:`skyeye_data.compile.segments`).
+* **Build key** (``CACHE/build.json``, beside the manifest's sha256 and every output file's size and
+  mtime): the recipe fingerprint, every source's records key, the toolkit's code version and the
+  build options. A rebuild whose key matches, and whose listed files all still have the size and
+  mtime noted (or else their recorded sha256), only verifies: it stats files, it reads none.
 
 ``skyeye build --no-cache`` ignores and rewrites neither: it builds from scratch.
 """
@@ -21,8 +25,9 @@ import os
 import shutil
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from skyeye_data.convert import ConvertSummary
 from skyeye_data.hashing import file_sha256
@@ -83,14 +88,28 @@ def raw_fingerprint(raw_dir: Path) -> str:
     return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
-def records_key(name: str, raw_dir: Path, version: str, options: dict | None = None, also_reads: tuple[Path, ...] = ()) -> str:
+def raw_fingerprints(folders: Iterable[Path]) -> dict[Path, str]:
+    """:func:`raw_fingerprint` of each folder, once each, four at a time (``stat`` calls release the GIL)."""
+    unique = list(dict.fromkeys(f for f in folders if f.is_dir()))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(unique, pool.map(raw_fingerprint, unique)))
+
+
+def records_key(name: str, raw_dir: Path, version: str, options: dict | None = None, also_reads: tuple[Path, ...] = (),
+                fingerprints: dict[Path, str] | None = None) -> str:  # fmt: skip
     """The records cache key: the raw files, the converter code and the recipe's converter options
     (DOTA's ``version`` picks other label files); no options, the key of before options existed.
     ``also_reads``: other sources' folders the converter reads (RSIVQA takes its splits and images
-    from its parent datasets), so a changed parent file reconverts the dependent source too."""
+    from its parent datasets), so a changed parent file reconverts the dependent source too.
+    ``fingerprints``: the folders' fingerprints computed already (:func:`raw_fingerprints`)."""
+    known = fingerprints or {}
+
+    def fingerprint(folder: Path) -> str:
+        return known[folder] if folder in known else raw_fingerprint(folder)
+
     extra = f"\0{json.dumps(options, sort_keys=True)}" if options else ""
-    extra += "".join(f"\0{folder.name}:{raw_fingerprint(folder)}" for folder in also_reads if folder.is_dir())
-    return hashlib.sha256(f"{CACHE_FORMAT}\0{name}\0{raw_fingerprint(raw_dir)}\0{version}{extra}".encode()).hexdigest()
+    extra += "".join(f"\0{folder.name}:{fingerprint(folder)}" for folder in also_reads if folder.is_dir())
+    return hashlib.sha256(f"{CACHE_FORMAT}\0{name}\0{fingerprint(raw_dir)}\0{version}{extra}".encode()).hexdigest()
 
 
 class RecordsCache:
@@ -101,15 +120,22 @@ class RecordsCache:
         self.directory = directory
 
     def note_build(self, out: Path, key: str) -> None:
-        write_json_atomic(self.directory / "build.json", {"key": key, "manifest_sha256": file_sha256(out / "manifest.json")})
+        """The key of the build just written in ``out``, its manifest's sha256, and the size and mtime
+        of every file the manifest lists (a rebuild compares those before it reads any file)."""
+        files = json.loads((out / "manifest.json").read_text(encoding="utf-8")).get("files", {})
+        stats = {relative: file_stat(out / relative) for relative in files}
+        write_json_atomic(self.directory / "build.json", {"key": key, "manifest_sha256": file_sha256(out / "manifest.json"),
+                                                          "stats": stats})  # fmt: skip
 
-    def built_from(self, out: Path, key: str) -> bool:
-        """Whether the manifest in ``out`` is the one a build with this key wrote."""
+    def built_from(self, out: Path, key: str) -> dict[str, list[int]] | None:
+        """When the manifest in ``out`` is the one a build with this key wrote: the file stats noted then."""
         try:
             noted = json.loads((self.directory / "build.json").read_text(encoding="utf-8"))
-            return noted.get("key") == key and noted.get("manifest_sha256") == file_sha256(out / "manifest.json")
+            if noted.get("key") == key and noted.get("manifest_sha256") == file_sha256(out / "manifest.json"):
+                return noted.get("stats") or {}
         except (OSError, ValueError):
-            return False
+            pass
+        return None
 
     def _entry(self, name: str) -> Path:
         return self.directory / "records" / name
@@ -154,11 +180,20 @@ def build_key(recipe_fingerprint: str, records_keys: dict[str, str | None], opti
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def outputs_unchanged(out: Path, manifest: dict[str, Any]) -> bool:
-    """Every file the manifest lists is there with its recorded size and sha256."""
+def file_stat(path: Path) -> list[int]:
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns]
+
+
+def outputs_unchanged(out: Path, manifest: dict[str, Any], stats: dict[str, list[int]] | None = None) -> bool:
+    """Every file the manifest lists is there with its recorded size and sha256; a file whose size and
+    mtime are those ``stats`` noted when the build wrote it is taken as unchanged without reading it."""
+    stats = stats or {}
     for relative, info in manifest.get("files", {}).items():
         path = out / relative
         try:
+            if stats.get(relative) == file_stat(path):
+                continue
             if path.stat().st_size != info["bytes"] or file_sha256(path) != info["sha256"]:
                 return False
         except OSError:

@@ -62,10 +62,10 @@ def build_command(
         bool, typer.Option("--strict", help="stop at the first bad record instead of quarantining it (no output is written)")
     ] = False,
     no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="build from scratch: no converted records from OUT/cache, no verify-only rebuild")
+        bool, typer.Option("--no-cache", help="build from scratch: no converted records or compiled samples from OUT/cache, no verify-only rebuild")
     ] = False,
     jobs: Annotated[
-        Optional[int], typer.Option("--jobs", "-j", min=1, help="sources converted at once in worker processes (default: the core count)")
+        Optional[int], typer.Option("--jobs", "-j", min=1, help="sources converted, then sources and mixes compiled, at once in worker processes (default: the core count); the output does not depend on it")
     ] = None,
     ledger: Annotated[
         Optional[Path],
@@ -89,6 +89,9 @@ def build_command(
         raise fail(str(error))
     if result.verified_only:
         stdout.print(f"nothing changed since the build in {out} (recipe, raw files, code, review ledger): its files were verified, not rebuilt")
+    elif result.records_from_cache or result.samples_from_cache:
+        stdout.print(f"from the cache: converted records of {len(result.records_from_cache)} sources, "
+                     f"compiled samples of {len(result.samples_from_cache)} sources and mixes")  # fmt: skip
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     print_build_summary(result)

@@ -7,6 +7,14 @@ for again is not read again. Original bytes are stored by default; ``max_side`` 
 images at build time (re-encoded deterministically, so a rebuild stores the same bytes). Video
 frames come from :func:`skyeye_data.video.frames_as_jpeg` and are stored as JPEG images; a sample
 references them in order.
+
+**Training tier** (recipe ``train_size: S``): the build also writes ``OUT/train-images/images-NNNNN.parquet``,
+the same table with every image already in the model's input form: the square ``S x S`` bicubic resize of
+MiniGPT-v2 / SkyEyeGPT (``Resize((S, S), BICUBIC)``, aspect ratio not kept: the pixels the trainer would
+compute from the full table, so nothing is decided twice), as JPEG quality 95 (RGB). ``image_id`` stays the
+id of the original bytes, so samples reference both tables alike. A trainer whose ``image_size`` is ``S``
+then only decodes small JPEGs (``skyeye_model.images.training_images``); eval and export keep the
+full-size table. The encoder and its settings are fixed, so a rebuild writes the same bytes.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ ROW_GROUP_ROWS = 16
 COMPRESSION = {field.name: "none" if field.name == "bytes" else "zstd" for field in IMAGES_SCHEMA}
 SHARD_BYTES = 512 << 20
 LRU_FILES = 8192
+TRAIN_IMAGES_DIR = "train-images"
+TRAIN_JPEG_QUALITY = 95
 
 
 def image_header(data: bytes) -> tuple[str, int, int]:
@@ -55,21 +65,13 @@ class ImageTableWriter:
     (The reader of that table is :class:`skyeye_model.images.ImageStore`.)
     """
 
-    def __init__(self, directory: Path, max_side: int | None = None, frame_cache: Path | None = None):
+    def __init__(self, directory: Path, max_side: int | None = None, frame_cache: Path | None = None, train_size: int | None = None):
         self.max_side = max_side
         self.frame_cache = frame_cache
-        self.writer = ShardedParquetWriter(
-            directory,
-            "images",
-            IMAGES_SCHEMA,
-            numbered_name("images"),
-            rows_per_shard=100_000,
-            row_group_rows=ROW_GROUP_ROWS,
-            row_group_bytes=ROW_GROUP_BYTES,
-            shard_bytes=SHARD_BYTES,
-            size_of=lambda row: len(row["bytes"]),
-            compression=COMPRESSION,
-        )
+        self.train_size = train_size
+        self.writer = images_table_writer(Path(directory))
+        # the training tier: beside images/ (OUT/train-images/), one resized row per stored image
+        self.train_writer = images_table_writer(Path(directory).parent / TRAIN_IMAGES_DIR) if train_size else None
         self.stored: set[str] = set()
         self._recent: OrderedDict[tuple[str, int, int | None], list[str]] = OrderedDict()
 
@@ -112,14 +114,53 @@ class ImageTableWriter:
         if image_id not in self.stored:
             fmt, width, height = image_header(data)
             self.writer.write({"image_id": image_id, "bytes": data, "format": fmt, "width": width, "height": height})
+            if self.train_writer is not None:
+                size = self.train_size
+                self.train_writer.write({"image_id": image_id, "bytes": train_jpeg(data, size), "format": "JPEG", "width": size, "height": size})
             self.stored.add(image_id)
         return image_id
 
     def close(self) -> list[PendingFile]:
-        return self.writer.close()
+        return self.writer.close() + (self.train_writer.close() if self.train_writer is not None else [])
 
     def abort(self) -> None:
         self.writer.abort()
+        if self.train_writer is not None:
+            self.train_writer.abort()
+
+
+def train_images_entry(size: int) -> dict[str, object]:
+    """The manifest's ``train_images`` entry: where the tier is and what it holds."""
+    return {"path": TRAIN_IMAGES_DIR, "size": size, "resize": "square bicubic", "format": "JPEG"}
+
+
+def images_table_writer(directory: Path) -> ShardedParquetWriter:
+    return ShardedParquetWriter(
+        directory,
+        "images",
+        IMAGES_SCHEMA,
+        numbered_name("images"),
+        rows_per_shard=100_000,
+        row_group_rows=ROW_GROUP_ROWS,
+        row_group_bytes=ROW_GROUP_BYTES,
+        shard_bytes=SHARD_BYTES,
+        size_of=lambda row: len(row["bytes"]),
+        compression=COMPRESSION,
+    )
+
+
+def train_jpeg(data: bytes, size: int) -> bytes:
+    """The training tier's bytes: the model's square bicubic resize (``size x size``, RGB) as JPEG q95.
+
+    PIL's ``draft`` first decodes a large JPEG at a reduced DCT scale (never below ``size``), as the
+    trainer does by default (``skyeye_model.decode``). Fixed encoder settings: same input, same bytes."""
+    with large_images_allowed(), Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (size, size))
+        rgb = image.convert("RGB")  # also drops alpha / palette / 16-bit modes the model never sees
+        resized = rgb if rgb.size == (size, size) else rgb.resize((size, size), Image.BICUBIC)
+        out = io.BytesIO()
+        resized.save(out, format="JPEG", quality=TRAIN_JPEG_QUALITY, optimize=False, progressive=False)
+        return out.getvalue()
 
 
 def media_ids(images: ImageTableWriter, media: MediaFile, max_side: int | None) -> list[str] | str:

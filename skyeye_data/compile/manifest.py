@@ -13,6 +13,7 @@ from typing import Any
 
 from skyeye_data.compile.card import dataset_card, license_file
 from skyeye_data.compile.errors import BuildError
+from skyeye_data.compile.images import train_images_entry
 from skyeye_data.compile.recipe import Recipe
 from skyeye_data.compile.tally import MixTally, SourceTally
 from skyeye_data.hashing import file_sha256
@@ -53,6 +54,8 @@ def compose_manifest(recipe: Recipe, tallies: dict[str, SourceTally], mixes: dic
     }
     if review is not None:  # review outcomes per source (skyeye_data.review.apply.ReviewCounts)
         manifest["review"] = review
+    if recipe.train_size:  # the pre-resized training tier (skyeye_data.compile.images; read by skyeye_model.images.training_images)
+        manifest["train_images"] = train_images_entry(recipe.train_size)
     return manifest
 
 

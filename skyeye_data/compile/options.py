@@ -36,3 +36,8 @@ class MixOptions(BuilderOptions):
     max_turns: int = Field(4, ge=1, description="Conversa: most turns in a dialog (the count is drawn from the seed)")
     min_tasks: int = Field(2, ge=1, description="Conversa: fewest distinct tasks in a dialog")
     shuffle_turns: bool = Field(True, description="Conversa: order turns by the seed (false: the order of `turns`)")
+    join_split: Literal["train", "any"] = Field(
+        "train", description="Conversa: which records of the joined sources join a train image of the first source: "
+        "train (their own source's train split only), or any (any split, under leak_guard within_source only: the "
+        "dialog takes the first source's split; the benchmarks and all scopes keep joined val/test records out)",
+    )  # fmt: skip

@@ -135,6 +135,11 @@ class Recipe(BaseModel):
     shard_size: int = Field(10_000, ge=1, description="samples per Parquet shard")
     row_group_size: int = Field(1_000, ge=1, description="rows per Parquet row group (random access granularity)")
     max_side: int | None = Field(None, ge=16, description="downscale stored images whose longer side exceeds this")
+    # left out of the dump (and the fingerprint) while absent, so recipes without it keep their print
+    train_size: int | None = Field(
+        None, ge=16, exclude_if=lambda v: v is None,
+        description="also write train-images/: every image pre-resized to the model's square input (e.g. 448), for training",
+    )  # fmt: skip
     leak_guard: LeakGuardScope = Field(
         "all",
         description="which val/test images train records may not share: within_source (each source keeps its published "

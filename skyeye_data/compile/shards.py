@@ -101,20 +101,29 @@ class ShardedParquetWriter:
     def close(self) -> list[PendingFile]:
         """Finish the last shard; the files, still under temporary names, with their final names."""
         self._close_shard()
-        total = len(self._tmp_files)
-        return [PendingFile(tmp, self.directory / self.final_name(i, total)) for i, tmp in enumerate(self._tmp_files)]
+        return pending_shards(self.directory, self._tmp_files, self.final_name)
 
     def abort(self) -> None:
         """Drop everything written so far (a failed build leaves no partial shards behind)."""
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            except Exception:  # noqa: BLE001 -- the file is deleted next; its state does not matter
-                pass
-            self._writer = None
-        for tmp in self._tmp_files:
-            tmp.unlink(missing_ok=True)
+        discard_shards(self._writer, self._tmp_files)
+        self._writer = None
         self._buffer.clear()
+
+
+def pending_shards(directory: Path, tmp_files: list[Path], final_name: FinalName) -> list[PendingFile]:
+    """The shards written under temporary names, each with the final name it takes when committed."""
+    return [PendingFile(tmp, directory / final_name(i, len(tmp_files))) for i, tmp in enumerate(tmp_files)]
+
+
+def discard_shards(writer: pq.ParquetWriter | None, tmp_files: Iterable[Path]) -> None:
+    """Close ``writer`` whatever state it is in and delete the shards still under temporary names."""
+    if writer is not None:
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 -- the file is deleted next; its state does not matter
+            pass
+    for tmp in tmp_files:
+        tmp.unlink(missing_ok=True)
 
 
 def commit_files(pending: Iterable[PendingFile]) -> list[Path]:

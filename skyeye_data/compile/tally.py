@@ -89,6 +89,15 @@ class SourceTally(SampleCounts):
             "balanced": self.balanced,
         }
 
+    def add_compiled(self, other: SourceTally) -> None:
+        """Add the counts of this source's compile stage run elsewhere (a worker process, or a
+        compiled-samples cache entry): the compile stage starts from an empty tally."""
+        self.compiled += other.compiled
+        self.eval_records += other.eval_records
+        self.build_quarantined += other.build_quarantined
+        for attribute in self.COUNTERS.values():
+            getattr(self, attribute).update(getattr(other, attribute))
+
     @classmethod
     def from_json(cls, source: str, data: dict[str, Any]) -> SourceTally:
         """The tally a manifest recorded (a rebuild that only verifies reports the build it found)."""

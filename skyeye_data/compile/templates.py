@@ -107,12 +107,29 @@ def stable_fraction(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+class ReadPools(dict):
+    """A dict of pools that notes which pools were read (``used``): the compiled-samples cache keys a
+    source's samples on the contents of the pools its compilation actually drew from."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.used: set[str] = set()
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        self.used.add(name)
+        return super().__getitem__(name)
+
+
 class TemplatePools:
     """The pools of one build: built-ins overridden by the recipe's, and a seed."""
 
     def __init__(self, overrides: Mapping[str, Sequence[str]], seed: int):
-        self.pools = {name: tuple(overrides.get(name, default)) for name, default in DEFAULT_POOLS.items()}
+        self.pools = ReadPools({name: tuple(overrides.get(name, default)) for name, default in DEFAULT_POOLS.items()})
         self.seed = seed
+
+    def used(self) -> dict[str, list[str]]:
+        """The pools read so far, by name, with their templates."""
+        return {name: list(dict.__getitem__(self.pools, name)) for name in sorted(self.pools.used)}
 
     def instruction(self, task: str, pool: str, sample_id: str, **fields: str) -> str:
         """``[task] <template chosen by sample id, filled in>``."""

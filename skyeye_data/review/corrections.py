@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import re
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from skyeye_data.boxes import DELIM, box_iou, format_box
+from skyeye_data.textguard import reviewed_text
 from skyeye_data.review.fingerprint import canonical_conversation, fingerprint_of
 from skyeye_data.review.ledger import Verdict
 from skyeye_data.review.task_view import BOX_TOKEN, DistinctBox, distinct_boxes
@@ -100,6 +102,7 @@ class AnnotationEdits:
     boxes: dict[tuple[int, int], list[float]]  # (turn, k) → pixel box (kept or moved)
     new_boxes: list[list[float]]  # drawn by the annotator, no slot
     has_rectangles: bool
+    text_problems: list[str] = dataclasses.field(default_factory=list)  # corrections that cannot be taken
 
 
 def read_edits(result: Sequence[Mapping[str, Any]], conversation: Sequence[Mapping[str, str]], width: int, height: int) -> AnnotationEdits:
@@ -122,9 +125,12 @@ def read_edits(result: Sequence[Mapping[str, Any]], conversation: Sequence[Mappi
             else:
                 edits.new_boxes.append(pixels)
         elif item.get("type") == "textarea":
-            text = "\n".join(value.get("text") or []).strip()
+            text, problem = reviewed_text("\n".join(value.get("text") or []))
+            text = text.strip()
             turn = _text_target(name, last_answer)
-            if text and turn is not None and turn < len(conversation):
+            if problem:
+                edits.text_problems.append(f"turn {turn}: {problem}")
+            elif text and turn is not None and turn < len(conversation):
                 edits.texts[turn] = text
     adopt_unslotted_boxes(edits, conversation, width, height)
     return edits
@@ -299,6 +305,8 @@ def verdict_from_task(
     data = task["data"]
     conversation, width, height = checked_task_data(data)
     edits = read_edits(annotation.get("result") or [], conversation, width, height)
+    if edits.text_problems:
+        raise InvalidVerdict("; ".join(edits.text_problems))
     candidate = corrected_conversation(conversation, edits, width, height)
     kind = decide(edits.choice, conversation, candidate)
     if kind is None:

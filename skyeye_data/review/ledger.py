@@ -15,6 +15,7 @@ one sample form a chain, original fingerprint → corrected content → later ve
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -201,3 +202,25 @@ class ReviewLedger:
 def _statements(script: str) -> list[str]:
     # sqlite3.executescript would COMMIT our open transaction first; run the statements one by one
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def ledger_state(path: Path) -> str:
+    """A digest of every verdict row, in key order: what a build's output depends on.
+
+    The database file's size and mtime do not say it: in WAL mode a pull's writes may sit in the
+    ``-wal`` file while the main file keeps both (a rebuild keyed on them kept a rejected sample).
+    Opened read-only, so computing it never creates or changes a ledger.
+    """
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        return f"unreadable: {error}"
+    try:
+        digest = hashlib.sha256()
+        for row in db.execute(f"SELECT {', '.join(_COLUMNS)} FROM verdicts ORDER BY task_id, annotation_id"):
+            digest.update(json.dumps(row, default=str).encode() + b"\n")
+        return digest.hexdigest()
+    except sqlite3.Error as error:  # not a ledger: the review gate says so when it opens it
+        return f"unreadable: {error}"
+    finally:
+        db.close()

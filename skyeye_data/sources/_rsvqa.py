@@ -41,9 +41,11 @@ stubs; the split's images marked active) are read by the same rules. Reading rul
   can own (its ``question_id`` is not in the questions file) is raw content left out and is counted
   as one record-level rejection ("answer without question"). Problems of the same raw item repeated
   in every split's full-list file are reported once.
-- **Streaming.** The HR questions file of one split is ~200 MB. :func:`iter_json_list` reads a
-  ``{"key": [...]}`` file in 1 MiB chunks and decodes one element at a time, so only the indexes
-  the join needs are held: image id → home split, and answer id → (question id, answer, active).
+- **Streaming.** The HR questions file of one split is ~140 MB. :func:`iter_json_chunks` reads a
+  ``{"key": [...]}`` file a chunk of elements at a time (Splits.py's runs of padding stubs checked
+  byte for byte and left undecoded), so only the indexes the join needs are held: image id → home
+  split, and answer id → (question id, answer, active). ``skyeye convert`` takes the rows in bulk
+  (:meth:`RsvqaSource.row_items`, :mod:`skyeye_data.sources._rsvqa_rows`); :meth:`records` is the reference.
 - **Broken files.** A file that stops being valid JSON (truncated download) gives one record-level
   rejection "invalid JSON at line L col C" for the unreadable rest (what came before it is kept);
   bytes that are not UTF-8 are read with ``surrogateescape`` and quarantine the one record holding
@@ -56,6 +58,7 @@ stubs; the split's images marked active) are read by the same rules. Reading rul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -73,11 +76,8 @@ from skyeye_data.sources.base import (
     probe_image,
 )
 from skyeye_data.sources._plain_record import plain_vqa_record
-
-def is_stub(value: Any) -> bool:
-    """``{"id": N, "active": false}`` and nothing else: Splits.py's filler for an id of another split."""
-    return type(value) is dict and value.get("active") is False and len(value) <= 2 and value.keys() <= {"id", "active"}
-
+from skyeye_data.sources._rsvqa_rows import RsvqaAnswer, answer_elements, is_stub, read_question_rows
+from skyeye_data.sources.row_block import VqaRowBlock
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -102,14 +102,6 @@ class SplitFiles:
     tag: str  # as in the file names: "train", "test_phili"
     split: str  # train | val | test
     subset: str | None  # e.g. HR "test" (test set 1) / "test_phili" (test set 2)
-
-
-@dataclass(slots=True)
-class _Answer:
-    index: int
-    question_id: Any
-    text: Any
-    active: Any
 
 
 @dataclass
@@ -168,6 +160,14 @@ class RsvqaSource(SourceConverter):
     # -- reading ------------------------------------------------------------------------------
 
     def records(self, raw_dir: Path) -> Iterator[Record | Rejected]:
+        return self._items(raw_dir, rows=False)
+
+    def row_items(self, raw_dir: Path) -> Iterator[VqaRowBlock | Rejected]:
+        """:meth:`records` with the records as row blocks (``skyeye convert``'s path): the same rows,
+        the same rejections in the same order (:mod:`skyeye_data.sources._rsvqa_rows`)."""
+        return self._items(raw_dir, rows=True)
+
+    def _items(self, raw_dir: Path, rows: bool) -> Iterator[Record | VqaRowBlock | Rejected]:
         self.check_layout(raw_dir)
         self._last_probe = None  # files may have changed since the last run
         state = _ReadState()
@@ -175,7 +175,7 @@ class RsvqaSource(SourceConverter):
         for files in present:
             yield from self._read_homes(raw_dir, files, state)
         for files in present:
-            yield from self._read_split(raw_dir, files, state)
+            yield from self._read_split(raw_dir, files, state, rows)
 
     def _read_homes(self, raw_dir: Path, files: SplitFiles, state: _ReadState) -> Iterator[Rejected]:
         """Record which images this split's images file marks active (problems: part-level)."""
@@ -198,7 +198,7 @@ class RsvqaSource(SourceConverter):
             yield Rejected(name, error.reason + "; the rest of the images list is lost", raw_line=error.line,
                            excerpt=error.excerpt, level="part")  # fmt: skip
 
-    def _read_split(self, raw_dir: Path, files: SplitFiles, state: _ReadState) -> Iterator[Record | Rejected]:
+    def _read_split(self, raw_dir: Path, files: SplitFiles, state: _ReadState, rows: bool) -> Iterator[Record | VqaRowBlock | Rejected]:
         questions_name = self.file_name(files.tag, "questions")
         if not (raw_dir / questions_name).is_file():
             yield Rejected(questions_name, f"questions file of split {files.tag!r} is missing while its other "
@@ -211,30 +211,33 @@ class RsvqaSource(SourceConverter):
             missing_answers = self.file_name(files.tag, "answers")
         seen_questions: dict[Any, int] = {}  # this split's question ids -> first index
         all_question_ids: set = set()  # every question id of the file, to find answers without question
+        read = partial(read_question_rows, self) if rows else self._question_records
         try:
-            for index, question in iter_json_list(raw_dir / questions_name, "questions"):
-                if type(question) is dict and len(question) <= 2 and is_stub(question):  # len: the cheap test first
-                    state.stubs += 1  # "not in this split" (Splits.py's padding): no raw record here
-                    continue
-                if isinstance(question, dict) and _is_int(question.get("id")):
-                    all_question_ids.add(question["id"])
-                item = self._question(raw_dir, files, state, index, question, answers, seen_questions, missing_answers)
-                if item is not None:
-                    yield from item
+            yield from read(raw_dir, files, state, answers, seen_questions, all_question_ids, missing_answers)
         except JsonStreamError as error:
             yield Rejected(questions_name, error.reason + "; the questions after this point cannot be read",
                            raw_line=error.line, excerpt=error.excerpt)  # fmt: skip
             return  # with questions unread, an answer's question cannot be said to be missing
         yield from self._orphan_answers(files, answers, all_question_ids, state)
 
+    def _question_records(self, raw_dir, files, state, answers, seen, question_ids, missing_answers) -> Iterator[Record | Rejected]:
+        """The items of one split's questions file, question by question (the reference path)."""
+        for index, question in iter_json_list(raw_dir / self.file_name(files.tag, "questions"), "questions"):
+            if type(question) is dict and len(question) <= 2 and is_stub(question):  # len: the cheap test first
+                state.stubs += 1  # "not in this split" (Splits.py's padding): no raw record here
+                continue
+            if isinstance(question, dict) and _is_int(question.get("id")):
+                question_ids.add(question["id"])
+            item = self._question(raw_dir, files, state, index, question, answers, seen, missing_answers)
+            if item is not None:
+                yield from item
+
     def _read_answers(self, raw_dir: Path, files: SplitFiles, state: _ReadState):
-        """Answer id -> _Answer for the whole file (a generator: yields its rejections, returns the index)."""
+        """Answer id -> RsvqaAnswer for the whole file (a generator: yields its rejections, returns the index)."""
         name = self.file_name(files.tag, "answers")
-        answers: dict[Any, _Answer] = {}
+        answers: dict[Any, RsvqaAnswer] = {}
         try:
-            for index, answer in iter_json_list(raw_dir / name, "answers"):
-                if type(answer) is dict and len(answer) <= 2 and is_stub(answer):
-                    continue
+            for index, answer in answer_elements(raw_dir / name, answers):
                 problem = None
                 if not isinstance(answer, dict) or not _is_int(answer.get("id")):
                     problem = "answer entry without an integer 'id'"
@@ -244,7 +247,7 @@ class RsvqaSource(SourceConverter):
                     if _first_report(state, ("answer", index, excerpt_of(answer))):
                         yield Rejected(name, problem + "; left out", raw_index=index, excerpt=excerpt_of(answer))
                     continue
-                answers[answer["id"]] = _Answer(index, answer.get("question_id"), answer.get("answer"),
+                answers[answer["id"]] = RsvqaAnswer(index, answer.get("question_id"), answer.get("answer"),
                                                 answer.get("active", True))  # fmt: skip
         except JsonStreamError as error:
             yield Rejected(name, error.reason + "; the answers after this point are lost (their questions are "
@@ -329,7 +332,7 @@ class RsvqaSource(SourceConverter):
         return info
 
     @staticmethod
-    def _answer_of(question: dict, answers: dict, missing_answers: str | None) -> _Answer | str:
+    def _answer_of(question: dict, answers: dict, missing_answers: str | None) -> RsvqaAnswer | str:
         """The question's answer, or the reason it has none that can be used."""
         qid = question["id"]
         if missing_answers:

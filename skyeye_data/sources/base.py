@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from skyeye_data import rawfs
 from skyeye_data.imagecheck import ImageProblem, read_header
 from skyeye_data.schema import Provenance, Record
+from skyeye_data.sources.header_memo import memo_read_header
 from skyeye_data.textguard import TextProblem, clean_fields, safe_text
 
 Scale = Literal["mini", "paper"]  # synthetic corpus sizes (skyeye_data.synth)
@@ -200,17 +201,25 @@ def probe_image(path: Path) -> ImageInfo:
 
 
 @lru_cache(maxsize=4096)
-def _probe_image(path: Path, size: int, mtime_ns: int, max_pixels: int) -> ImageInfo:  # noqa: ARG001 (cache key)
+def _probe_image(path: Path, size: int, mtime_ns: int, max_pixels: int) -> ImageInfo:  # noqa: ARG001 (cache key: mtime)
     digest = hashlib.sha256()
     try:
-        with rawfs.open_raw(path, "image") as handle:
-            fmt, width, height = read_header(handle)
-            handle.seek(0)
-            while block := handle.read(1 << 20):
-                digest.update(block)
+        if size <= _WHOLE_READ_BYTES:  # one read; the header from the memo of header layouts (sources/header_memo.py)
+            data = rawfs.read_bytes(path, "image")
+            fmt, width, height = memo_read_header(data, max_pixels)
+            digest.update(data)
+        else:
+            with rawfs.open_raw(path, "image") as handle:
+                fmt, width, height = read_header(handle)
+                handle.seek(0)
+                while block := handle.read(1 << 20):
+                    digest.update(block)
     except rawfs.RawAccessError as error:
         raise ImageProblem(error.reason) from None
     return ImageInfo(width, height, digest.hexdigest(), fmt)
+
+
+_WHOLE_READ_BYTES = 16 << 20
 
 
 probe_image.cache_clear = _probe_image.cache_clear  # type: ignore[attr-defined]

@@ -6,25 +6,30 @@ same id gives the same bytes in both folders, as the real DIOR-RSVG reuses DIOR'
 
 from __future__ import annotations
 
+import functools
+import math
 import random
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from skyeye_data.sources.base import Scale
 from skyeye_data.sources.dior import HBB_DIR, IMAGE_DIRS, OBB_DIR, SPLIT_DIR, SPLIT_NAMES
+from skyeye_data.sources.dior_rsvg import PAPER_IMAGES as RSVG_IMAGES
+from skyeye_data.sources.dior_rsvg import PAPER_SPLIT_SIZES as RSVG_SPLIT_SIZES
 from skyeye_data.synth.painter import synth_image
 
 PAPER_SPLITS = {"train": 5862, "val": 5863, "test": 11738}
 MINI_SPLITS = {"train": 3, "val": 1, "test": 2}
 SYNTH_SIDE = {"mini": 200, "paper": 32}
-PAPER_THREE_OBJECT_IMAGES = 3516  # images 1..3516 hold three objects: 17,402 images x 2 + 3,516 = 38,320
+RSVG_OBJECTS = sum(RSVG_SPLIT_SIZES.values())  # 38,320 expressions, one object each, on 17,402 images
+MAX_OBJECTS = 8  # 8 bands of 4 px on a 32 px synthetic image
 SYNTH_CLASSES = ("airplane", "ship", "storagetank", "golffield", "Expressway-Service-area", "vehicle")
 
 
 def synthetic_objects(number: int, scale: Scale) -> list[tuple[str, list[int]]]:
     """The (class, pixel box) list of synthetic DIOR image ``number``; the same for DIOR and DIOR-RSVG."""
     if scale == "paper":
-        count = 3 if number <= PAPER_THREE_OBJECT_IMAGES else 2
+        count = paper_object_counts()[number - 1] if number <= RSVG_IMAGES else 2
     else:
         count = 1 + number % 3
     side = SYNTH_SIDE[scale]
@@ -39,6 +44,33 @@ def synthetic_objects(number: int, scale: Scale) -> list[tuple[str, list[int]]]:
         y2 = min(side, y1 + max(2, cell // 2 + rng.randrange(0, max(1, cell // 4))))
         objects.append((SYNTH_CLASSES[(number + i) % len(SYNTH_CLASSES)], [x1, y1, x2, y2]))
     return objects
+
+
+@functools.lru_cache(maxsize=1)
+def paper_object_counts() -> tuple[int, ...]:
+    """Objects on each of the 17,402 DIOR images DIOR-RSVG uses (paper scale), summing to 38,320.
+
+    The published figures give the total and so the mean (2.20 per image), not the spread; the one
+    public annotation file (RSVG-pytorch ``RSVGD/Annotations/00001.xml``) holds a single object. So
+    the counts are drawn from the geometric distribution on 1, 2, ... with that mean -- the
+    maximum-entropy choice when only the mean is known -- capped at :data:`MAX_OBJECTS`, then
+    stepped by one on seeded images until the total is exact. The spread decides how many images
+    hold no train expression (what DIOR-Conversa counts); the real files are needed to settle it.
+    """
+    p = RSVG_IMAGES / RSVG_OBJECTS
+    rng = random.Random("dior-rsvg:objects-per-image")
+    counts = [min(MAX_OBJECTS, 1 + int(math.log(1.0 - rng.random()) / math.log(1.0 - p))) for _ in range(RSVG_IMAGES)]
+    counts[0] = 1  # as the real 00001.xml
+    order = rng.sample(range(RSVG_IMAGES), RSVG_IMAGES)
+    missing, step = RSVG_OBJECTS - sum(counts), 0
+    while missing:
+        i = order[step % RSVG_IMAGES]
+        step += 1
+        if missing > 0 and counts[i] < MAX_OBJECTS and i:
+            counts[i], missing = counts[i] + 1, missing - 1
+        elif missing < 0 and counts[i] > 1 and i:
+            counts[i], missing = counts[i] - 1, missing + 1
+    return tuple(counts)
 
 
 def write_synthetic_image(path: Path, image_id: str, side: int, objects) -> None:

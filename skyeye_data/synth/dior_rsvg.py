@@ -1,11 +1,18 @@
 """Synthetic DIOR-RSVG: Annotations/*.xml with <description>, JPEGImages/*.jpg, {train,val,test}.txt.
 
 Images and objects are DIOR's synthetic ones (:mod:`skyeye_data.synth.dior`), same ids and bytes.
+Split files: at paper scale the REAL ones (``synth/data/dior_rsvg/``, from ZhanYang-nwpu/RSVG-pytorch
+``DIOR_RSVG/``: global object indices), so each synthetic object takes the split of the real object
+with its index. What stays invented is how many objects each image holds (only ``00001.xml`` is
+public): :func:`skyeye_data.synth.dior.paper_object_counts` draws them from the geometric
+distribution with the published mean, 2.2 (the maximum-entropy choice when only the mean is known).
+The mini corpus keeps each object in its image's DIOR split, so it joins DIOR without split leaks.
 """
 
 from __future__ import annotations
 
 import random
+from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -27,21 +34,24 @@ def write(raw_dir: Path, scale: Scale, rng: random.Random) -> int:
         write_synthetic_image(raw_dir / "JPEGImages" / f"{image_id}.jpg", image_id, side, objects)
         (raw_dir / "Annotations" / f"{image_id}.xml").write_text(rsvg_xml(image_id, side, objects))
         total += len(objects)
-    chosen = _paper_splits(total, rng) if scale == "paper" else _mini_splits(images, scale)
+    if scale == "paper":
+        if total != sum(PAPER_SPLIT_SIZES.values()):  # the real indices number exactly the published objects
+            raise RuntimeError(f"synthetic DIOR-RSVG holds {total} objects, the real split files index {sum(PAPER_SPLIT_SIZES.values())}")
+        for split in SPLIT_NAMES:
+            (raw_dir / f"{split}.txt").write_text(real_split_file(split))
+        return total
+    chosen = _mini_splits(images, scale)
     for split in SPLIT_NAMES:
         (raw_dir / f"{split}.txt").write_text("".join(f"{i}\n" for i in sorted(chosen[split])))
     return total
 
 
-def _paper_splits(total: int, rng: random.Random) -> dict[str, list[int]]:
-    """The published sizes, objects drawn at random (the real splits are per object, not per image)."""
-    order = list(range(total))
-    rng.shuffle(order)
-    chosen, start = {}, 0
-    for split in SPLIT_NAMES:
-        chosen[split] = order[start : start + PAPER_SPLIT_SIZES[split]]
-        start += PAPER_SPLIT_SIZES[split]
-    return chosen
+def real_split_file(split: str) -> str:
+    """The published ``<split>.txt`` of DIOR-RSVG, as shipped in ``synth/data/dior_rsvg/``."""
+    text = resources.files(__package__).joinpath("data", "dior_rsvg", f"{split}.txt").read_text(encoding="utf-8")
+    if len(text.split()) != PAPER_SPLIT_SIZES[split]:  # a truncated package: fail before writing a wrong corpus
+        raise RuntimeError(f"synth/data/dior_rsvg/{split}.txt holds {len(text.split())} indices, not {PAPER_SPLIT_SIZES[split]}")
+    return text
 
 
 def _mini_splits(images: int, scale: Scale) -> dict[str, list[int]]:

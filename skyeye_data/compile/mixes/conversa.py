@@ -18,7 +18,12 @@ one record per image, or DIOR-RSVG's expressions of one annotation file) make on
 Join. Records belong together when they carry the same ``image_key`` (RSIVQA's UCM questions get
 ``ucm:<stem>``; DIOR detection and DIOR-RSVG both ``dior:<id>``) *and* the same content: when
 both records know their image's sha256 and the hashes differ, the two files only share a name --
-the joined record is left out and written to the quarantine as a part, with both hashes. Memory:
+the joined record is left out and written to the quarantine as a part, with both hashes. Split
+(option ``join_split``): ``train`` joins only the other sources' own train records; ``any`` (read
+only under ``leak_guard: within_source``) joins their records of any split, since the dialog's image
+and split are the first source's -- DIOR-RSVG splits per object, so most of its train images are
+DIOR val/test images, whose DIOR detection the paper's DIOR-Conversa pairs with them (a dialog
+lists the val/test records it joined in its provenance, ``joined_eval``). Memory:
 one pass keeps the first source's image keys and hashes, a second keeps, for those keys only, the
 small parts of the joined records (question/answer, expression/boxes); the first source is then
 streamed.
@@ -58,6 +63,7 @@ class JoinedPart:
     source: str
     record_id: str
     task: str
+    split: str
     width: int
     height: int
     question: str | None = None
@@ -82,6 +88,7 @@ def joined_part(record) -> JoinedPart:
         source=record.source,
         record_id=record.record_id,
         task=record.task,
+        split=record.split,
         width=record.width,
         height=record.height,
         question=getattr(record, "question", None),
@@ -221,6 +228,9 @@ def dialog_sample(ctx: MixContext, first, turns: list[Turn], left_out: dict[str,
     sample.provenance["turns"] = [t.kind for t in turns]
     if left_out:
         sample.provenance["left_out"] = left_out
+    joined_eval = sorted({f"{r.source} {r.split}" for r in records[1:] if isinstance(r, JoinedPart) and r.split != "train"})
+    if joined_eval:  # join_split: any -- visible in the sample, as the build reports its image overlaps
+        sample.provenance["joined_eval"] = joined_eval
     return sample
 
 

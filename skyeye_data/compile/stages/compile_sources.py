@@ -5,9 +5,9 @@ Two halves, so that the work per record can run anywhere:
 * :func:`compile_batch` -- pure: a :class:`SourcePlan` (picklable), the leak guard and a batch of
   records in; one :class:`RecordResult` per record out (what the record is, its drafts, why not).
   No file is read, nothing shared is written: a worker process or a Ray task can run it as is.
-* :class:`SourceResults` -- applies the results in the source's order where the outputs live: the
-  ``max_samples`` cap, the media (image table), the quarantine entries, the sample path (dedupe,
-  review gate, samples table) and the tally.
+* :class:`SourceResults` -- applies the results in the source's order to the outputs it is handed
+  (the source's segment: :mod:`skyeye_data.compile.stages.compile_segments`): the ``max_samples``
+  cap, the media (image table), the quarantine entries, the sample path and the tally.
 """
 
 from __future__ import annotations
@@ -86,10 +86,9 @@ def compile_record(plan: SourcePlan, guard: LeakGuard, record) -> RecordResult:
             return RecordResult(record, HELD_OUT, f"{record.split} split ({why})")
         return RecordResult(record, EVAL, drafts=[item[0]], eval_extras=item[1])
     # the guard comes first: a source read only by mixes still reports what it kept out of them
-    excluded = guard.exclusion(record)
+    excluded, overlaps = guard.verdict(record)
     if excluded:
         return RecordResult(record, EXCLUDED, excluded)
-    overlaps = guard.overlaps(record)
     if not any(record.task in RECORD_BUILDERS[b].record_tasks for b, _ in plan.builders):
         return RecordResult(record, HELD_OUT, f"no builder for {record.task} records", overlaps=overlaps)
     spec = plan.spec

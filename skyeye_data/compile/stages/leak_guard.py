@@ -73,14 +73,19 @@ class LeakGuard:
 
     def exclusion(self, record) -> str | None:
         """'<source> <split>' of the first eval split that keeps this train record out, or None."""
-        for split in self.eval_images.splits_of(record):
-            if self.forbids(record.source, split):
-                return split_label(split)
-        return None
+        return self.verdict(record)[0]
 
     def overlaps(self, record) -> list[str]:
         """The eval splits sharing this (admitted) train record's image: reported, not excluded."""
-        return [split_label(s) for s in self.eval_images.splits_of(record) if not self.forbids(record.source, s)]
+        return self.verdict(record)[1]
+
+    def verdict(self, record) -> tuple[str | None, list[str]]:
+        """(:meth:`exclusion`, :meth:`overlaps`) from one look-up of the record's image."""
+        splits = self.eval_images.splits_of(record)
+        for split in splits:
+            if self.forbids(record.source, split):
+                return split_label(split), []
+        return None, [split_label(s) for s in splits]
 
     def admits(self, record) -> bool:
         return record.split == "train" and self.exclusion(record) is None

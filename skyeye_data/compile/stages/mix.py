@@ -1,5 +1,5 @@
 """Stage 4, mixes: each multi-source builder over the train records of its sources that the leak
-guard admits (read from the batches the compile stage kept: a records file is read once per build)."""
+guard admits (streamed from their records tables by the mix's unit: stages/compile_segments.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def admitted(records: Iterator, guard: LeakGuard) -> Iterator:
     return (record for record in records if guard.admits(record))
 
 
+def mix_records(mix, guard: LeakGuard, records: RecordStream) -> RecordStream:
+    """What a mix reads of each source: the train records the guard admits; for a joined source (not
+    the first) with ``join_split: any`` under ``within_source``, every record, whatever its split (the
+    dialog's image and split are the first source's; the other scopes keep joined val/test records out)."""
+    any_split = mix.options.join_split == "any" and guard.scope == "within_source"
+    return lambda source: records(source) if any_split and source != mix.sources[0] else admitted(records(source), guard)
+
+
 def run_mix(name: str, recipe: Recipe, pools: TemplatePools, raw_dirs: dict[str, Path | None], records: RecordStream,
             guard: LeakGuard, images: ImageTableWriter, sink: SampleSink, quarantine: Callable[[dict], None],
             progress: Progress) -> MixTally:  # fmt: skip
@@ -35,7 +43,7 @@ def run_mix(name: str, recipe: Recipe, pools: TemplatePools, raw_dirs: dict[str,
         return tally
     context = MixContext(
         name, mix.builder, list(mix.sources), mix.options, pools, recipe.box_style,
-        {s: raw_dirs[s] for s in mix.sources}, lambda source: admitted(records(source), guard),
+        {s: raw_dirs[s] for s in mix.sources}, mix_records(mix, guard, records),
     )  # fmt: skip
     progress.stage(f"mix {name}", None)
     for item in MIX_BUILDERS[mix.builder](context):

@@ -1,0 +1,214 @@
+"""The questions file of one RSVQA split read into :class:`~skyeye_data.sources.row_block.VqaRowBlock` rows:
+the bulk form of :meth:`RsvqaSource._question <skyeye_data.sources._rsvqa.RsvqaSource._question>`.
+
+RSVQA-HR has a million questions (and three times as many ``{"id": N, "active": false}`` stubs);
+building a record object per question, then a row dict per record, cost more than reading the
+JSON. Here a question takes the fast path only when every check the exact path makes is known to
+pass, with values of plain types: a dict with integer ``id`` and ``img_id``, the image active in
+this split only, an id not seen before, ``active`` true, one answer id naming an answer of the file
+that points back, is active and is text; question, answer and type printable ASCII (nothing for
+:mod:`skyeye_data.textguard` to strip or refuse: each character it acts on is a control, non-ASCII
+or a surrogate), non-blank after ``strip`` and within ``input.max_text_chars``; the image readable
+with a positive width and height. Its row then holds the values
+:func:`~skyeye_data.sources._plain_record.plain_vqa_record` would store (the identity fields are
+built from integers and the source's names, so they are printable ASCII too).
+
+Every other element -- not a dict, another split's, a problem of any kind, text to clean -- goes
+through the exact path (``_question``) at its place in the file, so each rejection, its reason and
+its order, and each record, are exactly those of :meth:`RsvqaSource.records`
+(``tests/test_sources_rsvqa_rows.py`` compares both on every RSVQA case).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from itertools import accumulate
+from pathlib import Path
+from typing import Any, Iterator
+
+from skyeye_data.json_stream import iter_json_chunks
+from skyeye_data.rawfs import current_limits
+from skyeye_data.sources.base import ImageInfo, Rejected
+from skyeye_data.sources.row_block import VqaRowBlock
+from skyeye_data.textguard import safe_text
+
+BLOCK_ROWS = 16384  # rows per yielded block (memory: a few MB of Python strings)
+
+
+def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answers: dict,
+                       seen: dict, question_ids: set, missing_answers: str | None) -> Iterator[Rejected | VqaRowBlock]:  # fmt: skip
+    """The rejections and row blocks of one split's questions file, in file order (a JsonStreamError
+    from the file is raised after the rows read before it were yielded). ``source``, ``files`` and
+    ``state``: the RsvqaSource, SplitFiles and _ReadState of :mod:`skyeye_data.sources._rsvqa`
+    (which imports this module); ``seen`` and ``question_ids`` are filled as ``_read_split`` does."""
+    name = source.file_name(files.tag, "questions")
+    tag, homes, active_in, cap = files.tag, state.homes, state.active_in, current_limits().max_text_chars
+    raw_file = safe_text(name)
+    block = VqaRowBlock(source.name, files.split, files.subset, raw_file)
+    media = _ImageMedia(source, raw_dir)
+    record_prefix, next_index = f"{source.name}:", 0
+    try:
+        for start, elements in iter_json_chunks(raw_dir / name, "questions", skip_runs=padding_runs):
+            kept = without_stubs(start, elements)
+            # "not in this split" (Splits.py's padding, decoded or left out as a run): no raw record here
+            state.stubs += start - next_index + len(elements) - len(kept)
+            next_index = start + len(elements)
+            add = block.items.append
+            for index, question in kept:
+                if type(question) is dict:
+                    qid, img_id = question.get("id"), question.get("img_id")
+                    if type(qid) is int:
+                        question_ids.add(qid)
+                    if type(img_id) is int:
+                        home = homes.get(img_id)
+                        if home is not None and home != tag:
+                            continue  # another split's question: converted while reading that split's files
+                        # the fast path (module docstring): every check known to pass, else the exact path
+                        text, answer_ids, qtype = question.get("question"), question.get("answers_ids"), question.get("type")
+                        if home is not None and type(qid) is int and missing_answers is None and type(text) is str \
+                                and type(answer_ids) is list and len(answer_ids) == 1 and (qtype is None or type(qtype) is str) \
+                                and len(active_in[img_id]) == 1 and qid not in seen and question.get("active", True) is True:  # fmt: skip
+                            answer = answers.get(answer_ids[0]) if type(answer_ids[0]) is int else None
+                            if answer is not None and answer.question_id == qid and answer.active is True and type(answer.text) is str:
+                                qtype = qtype or ""
+                                joined = text + answer.text + qtype
+                                text, answer_text = text.strip(), answer.text.strip()
+                                if joined.isascii() and joined.isprintable() and text and answer_text and len(text) <= cap \
+                                        and len(answer_text) <= cap and len(qtype) <= cap:  # fmt: skip
+                                    fields = media.fields if img_id == media.img_id else media.of(img_id)
+                                    if fields is not None:
+                                        seen[qid] = index
+                                        add((f"{record_prefix}{qid}", fields, text, answer_text, qtype or None, index))
+                                        continue
+                for item in source._question(raw_dir, files, state, index, question, answers, seen, missing_answers) or ():
+                    if isinstance(item, Rejected):
+                        yield item
+                    else:
+                        block.add_record(item)
+            if block.rows >= BLOCK_ROWS:
+                yield block
+                block = VqaRowBlock(source.name, files.split, files.subset, raw_file)
+    except Exception:
+        if block.rows:
+            yield block  # the rows read before the file stopped being readable
+        raise
+    if block.rows:
+        yield block
+
+
+_STUB_KEYS = frozenset({"id", "active"})
+
+
+def without_stubs(start: int, elements: list) -> list[tuple[int, Any]]:
+    """``(index, element)`` of the elements that are not :func:`is_stub` (inlined: RSVQA-HR has
+    three million stubs in its questions files, three million in its answers files)."""
+    return [(index, element) for index, element in enumerate(elements, start)
+            if type(element) is not dict or len(element) > 2 or element.get("active") is not False
+            or not element.keys() <= _STUB_KEYS]  # fmt: skip
+
+
+class _ImageMedia:
+    """The media columns of the last image asked for (questions come image by image), or None when
+    its probe gives a problem or values the fast path does not take (the exact path then decides)."""
+
+    __slots__ = ("source", "raw_dir", "img_id", "fields")
+
+    def __init__(self, source: Any, raw_dir: Path):
+        self.source, self.raw_dir, self.img_id, self.fields = source, raw_dir, None, None
+
+    def of(self, img_id: int) -> tuple[Any, ...] | None:
+        if img_id != self.img_id:
+            image_rel = f"{self.source.image_dir}/{img_id}.tif"
+            info = self.source._probe(self.raw_dir, image_rel)
+            good = isinstance(info, ImageInfo) and type(info.width) is int and type(info.height) is int \
+                and info.width > 0 and info.height > 0 and type(info.sha256) is str and info.sha256.isascii() \
+                and info.sha256.isprintable()  # fmt: skip
+            key = f"{self.source.family}:{img_id}"
+            self.img_id, self.fields = img_id, (image_rel, key, info.sha256, info.width, info.height) if good else None
+        return self.fields
+
+
+def is_stub(value: Any) -> bool:
+    """``{"id": N, "active": false}`` and nothing else: Splits.py's filler for an id of another split."""
+    return type(value) is dict and value.get("active") is False and len(value) <= 2 and value.keys() <= {"id", "active"}
+
+
+@dataclass(slots=True)
+class RsvqaAnswer:
+    index: int
+    question_id: Any
+    text: Any
+    active: Any
+
+
+def answer_elements(path: Path, answers: dict) -> Iterator[tuple[int, Any]]:
+    """The answers file's elements but the stubs, with a plain answer (a dict with a new integer
+    ``id``) put straight into ``answers``: a million of them in RSVQA-HR (the rest is yielded for
+    ``_read_answers`` to judge)."""
+    for start, elements in iter_json_chunks(path, "answers", skip_runs=padding_runs):
+        for index, answer in without_stubs(start, elements):
+            if type(answer) is dict:
+                answer_id = answer.get("id")
+                if type(answer_id) is int and answer_id not in answers:
+                    answers[answer_id] = RsvqaAnswer(index, answer.get("question_id"), answer.get("answer"), answer.get("active", True))
+                    continue
+            yield index, answer
+
+
+# Splits.py writes its padding with json.dump: '{"id": N, "active": false}' joined by ", ", the ids
+# of a gap consecutive (a record's id is its list index). A run of them is checked byte for byte
+# against that text and left undecoded (RSVQA-HR: 6.8 million stubs, most of its elements).
+_PAD_HINT = b', "active": false}, {"id": '  # an element ending like a stub, then one starting like one
+_PAD_FIRST = re.compile(rb'\{"id": (0|[1-9][0-9]{0,17}), "active": false\}, ')
+
+
+def padding_runs(text: bytes, pos: int) -> tuple[int, int, int] | None:
+    """The next run of padding stubs at or after ``pos`` (``skip_runs`` of
+    :func:`~skyeye_data.json_stream.iter_json_chunks`): ``(start, end, count)``, or None."""
+    while (hint := text.find(_PAD_HINT, pos)) >= 0:
+        start = hint + len(b', "active": false}, ')
+        first = _PAD_FIRST.match(text, start)
+        if first is None:
+            pos = start
+            continue
+        first_id = int(first.group(1))
+        # a lone stub (one format to tell) and a short run are decoded as usual
+        if text.startswith(b'{"id": %d, "active": false}, ' % (first_id + 1), first.end()) \
+                and text.startswith(_stub_text(first_id, MIN_RUN)[0], start):  # fmt: skip
+            count, end = _consecutive_stubs(text, start, first_id)
+            return start, end, count
+        pos = start
+    return None
+
+
+MIN_RUN = 8
+
+
+def _stub_text(first_id: int, count: int) -> tuple[bytes, list[str]]:
+    """The text of ``count`` stubs from ``first_id`` on (each with its ", "), and their ids as text."""
+    ids = list(map(str, range(first_id, first_id + count)))
+    return ('{"id": ' + ', "active": false}, {"id": '.join(ids) + ', "active": false}, ').encode(), ids
+
+
+_STUB_CHARS = len('{"id": , "active": false}, ')  # a stub's text but its id
+
+
+def _consecutive_stubs(text: bytes, pos: int, first_id: int) -> tuple[int, int]:
+    """How many stubs with ids ``first_id, first_id + 1, ...`` (each followed by ", ") start at
+    ``pos``, and where they end: compared with their text in growing blocks, the last one bisected."""
+    count, size = 0, 64
+    while True:
+        expected, ids = _stub_text(first_id + count, size)
+        if text.startswith(expected, pos):
+            count, pos, size = count + size, pos + len(expected), min(size * 2, 8192)
+            continue
+        ends = list(accumulate(len(i) + _STUB_CHARS for i in ids))
+        matched, unmatched = 0, size  # the first `matched` parts are there, all `size` are not
+        while unmatched - matched > 1:
+            middle = (matched + unmatched) // 2
+            if text.startswith(expected[: ends[middle - 1]], pos):
+                matched = middle
+            else:
+                unmatched = middle
+        return count + matched, pos + (ends[matched - 1] if matched else 0)

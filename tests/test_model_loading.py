@@ -1,0 +1,60 @@
+"""Model loading keeps a full copy of the weights out of each rank's host memory: on the CPU the frozen
+LLM and vision tower stay memory-mapped views of their safetensors files (shared through the page cache
+by all ranks), on a GPU they load straight onto the rank's device (``model.device_placement``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _model_fixtures import tiny_model_dir  # noqa: E402, F401  (fixture)
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def file_mappings(suffix: str = ".safetensors") -> list[tuple[int, int, str]]:
+    """(start, end, path) of this process's memory mappings of files ending in ``suffix`` (Linux)."""
+    mappings = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[5].endswith(suffix):
+            start, end = (int(value, 16) for value in parts[0].split("-"))
+            mappings.append((start, end, parts[5]))
+    return mappings
+
+
+def mapped_from(module: torch.nn.Module, folder: Path) -> tuple[int, int]:
+    """(parameters inside a mapping of a file in ``folder``, all parameters) of ``module``."""
+    mappings = [(a, b) for a, b, path in file_mappings() if Path(path).parent == folder]
+    parameters = list(module.parameters())
+    inside = sum(1 for p in parameters if any(a <= p.data_ptr() < b for a, b in mappings))
+    return inside, len(parameters)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_frozen_weights_stay_file_backed_on_the_cpu(tiny_model_dir):
+    from skyeye_model.config import ModelConfig
+    from skyeye_model.model import build_model
+
+    config = ModelConfig(llm_path=tiny_model_dir / "llm", vision_path=tiny_model_dir / "vision", image_size=56, precision="fp32")
+    model = build_model(config, device=torch.device("cpu")).to("cpu")
+    base = model.llm.get_base_model()
+    frozen_llm = [p for n, p in base.named_parameters() if "lora_" not in n]
+    inside, total = mapped_from(torch.nn.ParameterList(frozen_llm), (tiny_model_dir / "llm").resolve())
+    assert total > 10 and inside == total  # no private copy of the LLM in this process
+    inside, total = mapped_from(model.vision.encoder, (tiny_model_dir / "vision").resolve())
+    assert total > 10 and inside == total
+    # the trainable parts are ordinary memory, and training them leaves the mapped weights untouched
+    assert mapped_from(model.projector, (tiny_model_dir / "llm").resolve())[0] == 0
+
+
+def test_placement_on_a_gpu_names_the_rank_device():
+    from skyeye_model.model import device_placement
+
+    assert device_placement(torch.device("cuda", 3)) == {"device_map": {"": "cuda:3"}}
+    assert device_placement(torch.device("cpu")) == {} == device_placement(None)
