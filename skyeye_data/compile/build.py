@@ -94,7 +94,8 @@ def build(
         fingerprints = raw_fingerprints([d for d in raw_dirs.values() if d is not None] + [f for r in reads.values() for f in r])
         keys = {name: records_key(name, raw_dir, version, recipe.sources[name].converter_options(), reads[name], fingerprints)
                 if raw_dir is not None else None for name, raw_dir in raw_dirs.items()}  # fmt: skip
-        key = build_key(recipe.fingerprint(), keys, build_options(recipe, include_unreviewed, strict, ledger))
+        options = build_options(recipe, include_unreviewed, strict, ledger)  # the ledger's digest: read once per build
+        key = build_key(recipe.fingerprint(), keys, options)
         stats = cache.built_from(out, key) if cache is not None else None
         if stats is not None and (found := verified_build(out, stats)) is not None:
             return found
@@ -104,7 +105,7 @@ def build(
         staging = temporary_name(out / "records")  # .records.<pid>.tmp: nothing under OUT/records changes until the commit
         try:
             result = compile_all(recipe, raw_root, out, raw_dirs, warnings, cache, keys, staging, cache_dir, progress,
-                                 include_unreviewed, strict, jobs, ledger)  # fmt: skip
+                                 include_unreviewed, strict, jobs, ledger, options)  # fmt: skip
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         write_card_and_manifest(out, result.manifest, result.files)
@@ -115,7 +116,8 @@ def build(
 
 def compile_all(recipe: Recipe, raw_root: Path, out: Path, raw_dirs: dict[str, Path | None], warnings: list[str],
                 cache: RecordsCache | None, keys: dict[str, str | None], staging: Path, cache_dir: Path | None,
-                progress: Progress, include_unreviewed: bool, strict: bool, jobs: int, ledger: Path | None) -> BuildResult:  # fmt: skip
+                progress: Progress, include_unreviewed: bool, strict: bool, jobs: int, ledger: Path | None,
+                options: dict[str, Any]) -> BuildResult:  # fmt: skip
     """convert → leak guard → compile sources and mixes (segments) → merge (dedupe → review gate → write), then commit."""
     review_gate, review_warnings = open_review_gate(recipe, out, include_unreviewed, ledger)
     frame_cache = cache_dir or out / "cache" / "frames"
@@ -133,8 +135,8 @@ def compile_all(recipe: Recipe, raw_root: Path, out: Path, raw_dirs: dict[str, P
         settings = CompileSettings(recipe, raw_dirs, {s.name: s.records_path for s in converted}, leak_guard(recipe, converted),
                                    review_gate, frame_cache, raw_root)  # fmt: skip
         store = SegmentStore(out / "cache" / "compiled", persistent=cache is not None)
-        gate_state = {"policy": recipe.review.model_dump(mode="json") if recipe.review else None,
-                      **build_options(recipe, include_unreviewed, False, ledger)}  # fmt: skip
+        # --strict changes no sample: strict and lenient builds share their compiled segments
+        gate_state = {"policy": recipe.review.model_dump(mode="json") if recipe.review else None, **options, "strict": False}
         sizes = {s.name: s.summary.written for s in converted}
         units = plan_units(recipe, settings, keys, sizes, store, staging / "compiled", toolkit_version(), gate_state)
         for unit, segment in run_units(units, settings, store, jobs, progress):
