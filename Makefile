@@ -21,10 +21,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # LLaMA-Factory 0.9.5 pins datasets<=4.0, transformers<=5.6, trl<=0.24: its export test runs it in its own venv
-# (tests/interop/requirements-llamafactory.txt; llamafactory and torchaudio --no-deps, torch from the local disk).
-.venv-interop/.installed: tests/interop/requirements-llamafactory.txt
+# (tests/interop/requirements-llamafactory.txt; llamafactory and torchaudio --no-deps).
+# torch and torchvision are not installed a second time (their CUDA build is ~5.5 GB, and a second copy
+# filled CI's disk): a .pth puts the project venv's site-packages *after* this venv's own, so every pinned
+# package installed here wins, and pip sees the project's torch 2.14.1 / torchvision 0.29.1 as installed.
+.venv-interop/.installed: tests/interop/requirements-llamafactory.txt $(VENV)/.installed
+	rm -rf .venv-interop
 	$(PYTHON) -m venv .venv-interop
-	.venv-interop/bin/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
+		> "$$(.venv-interop/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/skyeye-project-site.pth"
 	.venv-interop/bin/pip install --quiet -r tests/interop/requirements-llamafactory.txt
 	.venv-interop/bin/pip install --quiet --no-deps "llamafactory==0.9.5" "torchaudio==2.11.1"
 	touch $@
