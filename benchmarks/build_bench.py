@@ -12,7 +12,8 @@ the same corpus in one run:
    and record counts, tiny images;
 2. the **clean build**: ``skyeye build recipes/skyeye-968k.yaml --include-unreviewed`` into an empty
    folder (the generated sets count, reviewed or not): wall time, samples/s, peak RSS;
-3. the **no-change rebuild**: the same command again (it only verifies: skyeye_data/compile/cache.py);
+3. the **no-change rebuild**: the same command again (it only verifies, decided from the stamp:
+   skyeye_data/compile/quick.py);
 4. a **template-change rebuild**: the recipe with another caption pool (records come from the cache);
 5. the **baseline** on the same input, in one process: every source of the recipe converted by the
    same converters (their ``records()``, with the recipe's converter options), the recipe's record
@@ -251,7 +252,8 @@ def main() -> None:
         written = (out / "manifest.json").stat().st_mtime_ns
         n_wall, n_rss, _ = timed_build(args.recipe, raw, out, work / "nochange.log")
         verified = (out / "manifest.json").stat().st_mtime_ns == written  # a rebuild that only verifies writes nothing
-        print(f"no-change rebuild: {n_wall:.1f} s wall ({cpu()}), peak RSS {n_rss} MiB ({'only verified' if verified else 'REBUILT'})")
+        how = "only verified" + (", from the stamp" if "decided from its stamp" in " ".join((work / "nochange.log").read_text().split()) else "")
+        print(f"no-change rebuild: {n_wall:.1f} s wall ({cpu()}), peak RSS {n_rss} MiB ({how if verified else 'REBUILT'})")
         templates = yaml.safe_load(args.recipe.read_text()).get("templates") or {}
         pool = ["Say what this image shows.", "Describe the image in a few words."]
         changed = recipe_variant(args.recipe, work, "templates", templates={**templates, "caption": pool})

@@ -11,7 +11,8 @@ header over ten rows of data would be stored as a black picture carrying DOTA bo
 - :func:`verified_image` (the build's image store, before a row is written): the whole body is
   decoded once, and the bytes to store are returned (downscaled to ``max_side`` when asked, from
   that same decode). Images within ``input.decode_budget_pixels`` are decoded fully with Pillow
-  ``load()`` (``LOAD_TRUNCATED_IMAGES`` off, so a cut body is an error); a PNG is also streamed
+  ``load()`` (``LOAD_TRUNCATED_IMAGES`` off, so a cut body is an error; a JPEG stored unchanged is
+  decoded at the 1/8 DCT scale, which still entropy-decodes every block); a PNG is also streamed
 through :func:`png_stream_check`, because Pillow accepts a complete zlib stream that holds fewer
 rows than the header declares. Larger ones take a
   memory-bounded path: JPEG is decoded at a reduced scale (``draft``: the DCT is scaled, every
@@ -89,20 +90,34 @@ def verified_image(data: bytes, max_side: int | None = None) -> bytes:
     Small enough images come back unchanged (``max_side`` None or not exceeded); larger ones are
     downscaled (longer side ``max_side``, LANCZOS; JPEG stays JPEG, others become PNG).
     """
+    return verified_image_and_header(data, max_side)[0]
+
+
+def verified_image_and_header(data: bytes, max_side: int | None = None) -> tuple[bytes, tuple[str, int, int] | None]:
+    """:func:`verified_image`, and the (format, width, height) of the returned bytes when they are
+    ``data`` unchanged (read by the same open that decoded them, so the image store need not open
+    them again for its header columns); None when they were re-encoded."""
     try:
         with _explicit_pixel_cap(), Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             _check_size(width, height)
             fmt = image.format or "unknown"
             shrink = max_side is not None and max(width, height) > max_side
+            header = None if shrink else (fmt, width, height)
             if width * height > current_limits().decode_budget_pixels:
-                return _verified_large(data, image, fmt, max_side if shrink else None)
+                return _verified_large(data, image, fmt, max_side if shrink else None), header
+            if fmt == "JPEG" and not shrink:
+                # the pixels are not kept, only proven: the smallest DCT scale (1/8) does. libjpeg still
+                # Huffman-decodes every coefficient of every block and only drops the AC values it no
+                # longer needs (libjpeg-turbo jdhuff.c, decode_mcu_*: "just discard the values"), so a
+                # cut or corrupt body fails as it does at full scale (tests/test_imagecheck_draft.py)
+                image.draft(image.mode, (1, 1))
             image.load()
             if fmt == "PNG":
                 # Pillow stops quietly where the zlib stream stops: ten rows under a 2000² header
                 # "decode" into a mostly black picture. Count the bytes the header promises.
                 png_stream_check(data)
-            return _downscaled(image, fmt, max_side) if shrink else data
+            return (_downscaled(image, fmt, max_side) if shrink else data), header
     except ImageProblem:
         raise
     except UNREADABLE_IMAGE_ERRORS as error:

@@ -1,27 +1,30 @@
-"""Streaming reader of big ``{"key": [element, ...]}`` JSON files, and the text helpers that go with it.
+"""Streaming reader of big ``{"key": [element, ...]}`` JSON files, at C speed where that is exact.
 
-The RSVQA-HR questions file of one split is ~200 MB: :func:`iter_json_list` reads it in 1 MiB
-chunks and decodes one element at a time, so memory stays at one chunk plus one element. Text is
-decoded as UTF-8 with ``surrogateescape``: a byte that is not UTF-8 does not stop the file, it stays
-visible in the one element holding it (:func:`undecodable_byte` finds it, :func:`printable` shows it
-as ``\\xNN``). A file that stops being valid JSON raises :class:`JsonStreamError` with the line and
-column, after every element before the problem was yielded.
+The RSVQA-HR questions file of one split is ~200 MB: :func:`iter_json_list` / :func:`iter_json_chunks`
+read it a chunk at a time with orjson (or yajl), so memory stays at one chunk plus its elements, and
+hand over to the Python cursor of :mod:`skyeye_data.json_cursor` -- the reference for every value,
+every ``surrogateescape`` bad byte and every error's line and column -- at the first thing the C
+readers would read otherwise. A file that stops being valid JSON raises :class:`JsonStreamError` with
+the line and column, after every element before the problem was yielded. The text helpers
+(:func:`printable`, :func:`undecodable_byte`, :func:`excerpt_of`) live in ``json_cursor`` and are
+imported from here too.
 
-Bottom layer: imports only the other foundation modules (:mod:`skyeye_data.rawfs` opens every file,
-:mod:`skyeye_data.safejson` turns absurd nesting into a JSON error).
+Bottom layer: imports only the other foundation modules (:mod:`skyeye_data.rawfs` opens every file).
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sized
 
-from skyeye_data import rawfs, safejson
-from skyeye_data.textguard import escaped_surrogates_apart
+from skyeye_data import rawfs
+from skyeye_data.json_cursor import CHUNK_BYTES, JsonStreamError, python_json_list
+from skyeye_data.json_cursor import excerpt_of, printable, undecodable_byte
+
+__all__ = ["CHUNK_BYTES", "JsonStreamError", "excerpt_of", "iter_json_chunks", "iter_json_list", "printable", "undecodable_byte"]
 
 try:  # yajl's C parser through ijson; without it the Python cursor reads everything
     import ijson.backends.yajl2_c as _ijson
@@ -33,100 +36,6 @@ try:  # orjson parses a whole chunk of elements in one C call (several times fas
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a dependency; without it yajl reads everything
     _orjson = None
-
-CHUNK_BYTES = 1 << 20
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
-
-class JsonStreamError(Exception):
-    """The file stops being a readable ``{"key": [...]}`` document; the message is the reason."""
-
-    def __init__(self, reason: str, line: int | None = None, excerpt: str | None = None):
-        super().__init__(reason)
-        self.reason, self.line, self.excerpt = reason, line, excerpt
-
-
-class _Cursor:
-    """A text buffer over a binary file that refills on demand and knows line/column positions."""
-
-    def __init__(self, handle, chunk_bytes: int):
-        self.handle, self.chunk_bytes = handle, chunk_bytes
-        # utf-8-sig drops a byte-order mark; surrogateescape keeps bad bytes visible per record
-        self.decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="surrogateescape")
-        self.buf, self.pos, self.eof = "", 0, False
-        self.lines_before = 0  # newlines in text already dropped from the buffer
-        self.col_before = 0  # characters since the last dropped newline
-
-    def fill(self) -> None:
-        """Drop the consumed text and append the next chunk (or mark the end of the file)."""
-        consumed = self.buf[: self.pos]
-        newlines = consumed.count("\n")
-        if newlines:
-            self.lines_before += newlines
-            self.col_before = len(consumed) - consumed.rfind("\n") - 1
-        else:
-            self.col_before += len(consumed)
-        data = self.handle.read(self.chunk_bytes)
-        self.eof = not data
-        self.buf = self.buf[self.pos :] + self.decoder.decode(data, final=self.eof)
-        self.pos = 0
-
-    def peek(self) -> str:
-        """The next non-whitespace character ('' at the end of the file), without consuming it."""
-        while True:
-            self.pos = _WHITESPACE.match(self.buf, self.pos).end()
-            if self.pos < len(self.buf) or self.eof:
-                return self.buf[self.pos : self.pos + 1]
-            self.fill()
-
-    def expect(self, allowed: str, what: str) -> str:
-        char = self.peek()
-        if not char or char not in allowed:
-            found = "the end of the file (truncated?)" if not char else repr(char)
-            raise self.error(f"expected {what}, found {found}")
-        self.pos += 1
-        return char
-
-    def value(self) -> Any:
-        """Decode the JSON value at the cursor, reading more of the file while it is incomplete."""
-        self.peek()
-        while True:
-            try:
-                value, end = safejson.raw_decode(_DECODER, self.buf, self.pos)
-            except json.JSONDecodeError as error:
-                if self.eof or isinstance(error, safejson.JsonTooDeep):  # more text cannot make it shallower
-                    raise self.error(error.msg, error.pos) from None
-                self.fill()
-                continue
-            # a number that ends the buffer may continue in the next chunk, and so may one cut just
-            # before its fraction or exponent ("-0" + ".5", "1" + "e3": the decoder stops at the cut)
-            if not self.eof and (end == len(self.buf) or (end + 2 >= len(self.buf) and self.buf[end] in ".eE")):
-                self.fill()
-                continue
-            value, self.pos = self._surrogates_apart(value, self.pos, end), end
-            return value
-
-    def _surrogates_apart(self, value: Any, start: int, end: int) -> Any:
-        """``value``, but for a ``\\udc80``..``\\udcff`` escape in a value without bad bytes: read as
-        a lone surrogate U+DC7F, not as the bad byte 0x80 surrogateescape would make of the same
-        character (:func:`~skyeye_data.textguard.escaped_surrogates_apart`; textguard then strips it
-        or quarantines it as the lone surrogate it is)."""
-        text = self.buf[start:end]
-        if "\\u" not in text or _ESCAPED_BYTE.search(text) is not None:
-            return value
-        apart = escaped_surrogates_apart(text)
-        return value if apart == text else safejson.raw_decode(_DECODER, apart, 0)[0]
-
-    def error(self, message: str, at: int | None = None) -> JsonStreamError:
-        at = self.pos if at is None else at
-        before = self.buf[:at]
-        newlines = before.count("\n")
-        line = self.lines_before + newlines + 1
-        col = at - before.rfind("\n") if newlines else self.col_before + at + 1
-        excerpt = printable(self.buf[max(0, at - 120) : at + 40])
-        return JsonStreamError(f"invalid JSON at line {line} col {col}: {message}", line, excerpt)
 
 
 def iter_json_list(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[int, Any]]:
@@ -141,9 +50,11 @@ def iter_json_list(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iter
 
 
 SkipRuns = Callable[[bytes, int], "tuple[int, int, int] | None"]
+Canonical = Callable[[bytes], "Sized | None"]
 
 
-def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_runs: SkipRuns | None = None) -> Iterator[tuple[int, list]]:
+def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_runs: SkipRuns | None = None,
+                     canonical: Canonical | None = None) -> Iterator[tuple[int, "list | Sized"]]:  # fmt: skip
     """Yield ``(index of the first, elements)``: the elements of :func:`iter_json_list`, in order, a
     chunk at a time (a million-element file costs a generator step per chunk, not per element).
 
@@ -153,6 +64,12 @@ def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_
     ``", "``, ``end`` just after the run's last ``", "``; or None. A run is left out of the elements
     (the gap in the indexes is its ``count``); the text around it is decoded piece by piece, and a
     run found inside a string leaves a piece that is not JSON, so the next reader takes over.
+
+    ``canonical(body)``: the caller's reader of a piece of whole elements joined by ", " (the text
+    orjson would decode as ``[body]``) that it can read exactly without decoding, or None to have it
+    decoded; what it returns is yielded in place of the element list (``len()``: its elements). It
+    must refuse a piece with a run of 19 or more digits in a number (orjson would round it).
+    RSVQA's files written the authors' one way (:mod:`skyeye_data.sources._rsvqa_text`).
 
     Well-formed files go through orjson, a chunk of whole elements per call (:func:`_orjson_chunks`;
     memory: one 4 MiB chunk and its elements), else yajl's C parser (``ijson``, backend ``yajl2_c``),
@@ -168,7 +85,7 @@ def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_
     done = 0
     if (_orjson is not None or _ijson is not None) and _c_path_safe(path, key):
         # the C readers in turn; one that gives up hands over at the element it stopped at
-        for reader in (partial(_orjson_chunks, skip_runs=skip_runs), _yajl_chunks):
+        for reader in (partial(_orjson_chunks, skip_runs=skip_runs, canonical=canonical), _yajl_chunks):
             try:
                 for start, elements in reader(path, key):
                     end = start + len(elements)
@@ -178,7 +95,7 @@ def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_
                 return
             except _C_READER_ERRORS:
                 pass  # the next reader re-reads the file from the start and skips what was yielded
-    for index, element in _python_json_list(path, key, chunk_bytes):
+    for index, element in python_json_list(path, key, chunk_bytes):
         if index >= done:
             yield index, [element]
 
@@ -215,7 +132,7 @@ def _yajl_chunks(path: Path, key: str, size: int = 1024) -> Iterator[tuple[int, 
         yield start, chunk
 
 
-def _orjson_chunks(path: Path, key: str, skip_runs: SkipRuns | None = None) -> Iterator[tuple[int, list]]:
+def _orjson_chunks(path: Path, key: str, skip_runs: SkipRuns | None = None, canonical: Canonical | None = None) -> Iterator[tuple[int, "list | Sized"]]:
     """The list's elements, decoded by orjson one chunk of whole elements at a time (one list per chunk).
 
     Only for files :func:`_c_path_safe` admits (``{"key": [`` at the top, the key once, no escaped
@@ -243,19 +160,40 @@ def _orjson_chunks(path: Path, key: str, skip_runs: SkipRuns | None = None) -> I
                     raise _NoFastPath("no element boundary within the memory budget")
                 continue
             end, start = cut
-            for index, elements in _decoded_pieces(_exact_numbers(data[:end]), index, skip_runs):
+            for index, elements in _decoded_pieces(data[:end], index, skip_runs, canonical):
                 yield index, elements
             index += len(elements)
             data = data[start:]
         # the last elements, the list's end and whatever follows it in the top-level object
+        body = _before_list_end(data) if canonical is not None else None
+        piece = canonical(body) if body else None
+        if piece is not None:  # whole elements, then "]}": the document is '{key:[' + piece + ']}'
+            yield index, piece
+            return
         document = _orjson.loads(_exact_numbers(b"{" + quoted + b":[" + data))
         yield index, document[key]
 
 
-def _decoded_pieces(body: bytes, index: int, skip_runs: SkipRuns | None) -> Iterator[tuple[int, list]]:
+def _before_list_end(data: bytes) -> bytes | None:
+    """``data`` without the ``]`` and ``}`` (and JSON whitespace) that end it, or None if it does not end so."""
+    data = data.rstrip(b" \t\n\r")
+    if not data.endswith(b"}"):
+        return None
+    data = data[:-1].rstrip(b" \t\n\r")
+    return data[:-1] if data.endswith(b"]") else None
+
+
+def _decoded_pieces(body: bytes, index: int, skip_runs: SkipRuns | None, canonical: Canonical | None = None) -> Iterator[tuple[int, "list | Sized"]]:
     """``(index, elements)`` of ``body`` (whole elements joined by commas), the runs ``skip_runs``
-    finds left out. Exact: each piece decodes on its own as a list of values and each run is elements
-    the caller knows, so together they are the one way to read ``[body]``."""
+    finds left out; or the ``canonical`` reader's piece of the whole body (its numbers have at most
+    18 digits a run, so :func:`_exact_numbers` has nothing to refuse there). Exact: each piece decodes
+    on its own as a list of values and each run is elements the caller knows, so together they are
+    the one way to read ``[body]``."""
+    piece = canonical(body) if canonical is not None else None
+    if piece is not None:
+        yield index, piece
+        return
+    body = _exact_numbers(body)
     if skip_runs is None:
         yield index, _orjson.loads(b"[" + body + b"]")
         return
@@ -320,8 +258,9 @@ def _c_path_safe(path: Path, key: str, scan_bytes: int = 16 << 20) -> bool:
             # bytes.translate / find run at memory speed; one regex with an alternation, ~60 MB/s
             if data.translate(None, _NOT_CONTROL_BYTES) or _has_escaped_surrogate(data, escaped_surrogate):
                 return False
-            # a match lying across two blocks is found once: count in the new part only
-            keys += sum(1 for m in key_pattern.finditer(data) if m.end() > len(tail))
+            # a match lying across two blocks is found once: count in the new part only (the quoted key
+            # looked for at memory speed first: the regex scan stops at every quote of the block)
+            keys += sum(1 for m in key_pattern.finditer(data) if m.end() > len(tail)) if quoted in data else 0
             if keys > 1:
                 return False
             tail = data[-64:]
@@ -338,59 +277,3 @@ def _has_escaped_surrogate(data: bytes, pattern: re.Pattern) -> bool:
             return True
         pos = data.find(b"\\", pos + 1)
     return False
-
-
-def _python_json_list(path: Path, key: str, chunk_bytes: int) -> Iterator[tuple[int, Any]]:
-    with rawfs.open_raw(path, "json") as handle:
-        cursor = _Cursor(handle, chunk_bytes)
-        cursor.expect("{", "a JSON object at the top of the file")
-        found = False
-        if cursor.peek() == "}":
-            cursor.pos += 1
-        else:
-            while True:
-                name = cursor.value()
-                cursor.expect(":", "':' after an object key")
-                if name == key and not found:
-                    found = True
-                    yield from _list_elements(cursor, key)
-                else:
-                    cursor.value()  # another top-level entry: read past it
-                if cursor.expect(",}", "',' or '}' in the top-level object") == "}":
-                    break
-        if cursor.peek():
-            raise cursor.error("extra data after the top-level object")
-        if not found:
-            raise JsonStreamError(f"the file has no top-level {key!r} list")
-
-
-def _list_elements(cursor: _Cursor, key: str) -> Iterator[tuple[int, Any]]:
-    cursor.expect("[", f"a list under {key!r}")
-    if cursor.peek() == "]":
-        cursor.pos += 1
-        return
-    index = 0
-    while True:
-        yield index, cursor.value()
-        index += 1
-        if cursor.expect(",]", f"',' or ']' after element {index - 1} of {key!r}") == "]":
-            return
-
-
-def printable(text: str) -> str:
-    """``text`` safe to write as UTF-8: undecodable bytes shown as ``\\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def undecodable_byte(text: str) -> int | None:
-    """The first byte that was not UTF-8 in ``text`` (decoded with surrogateescape), else None."""
-    match = _ESCAPED_BYTE.search(text)
-    return None if match is None else ord(match.group()) - 0xDC00
-
-
-def excerpt_of(value: Any) -> str:
-    """A JSON value as a short excerpt for a quarantine line; ensure_ascii escapes lone surrogates."""
-    try:
-        return json.dumps(value, ensure_ascii=True)[:300]
-    except RecursionError:  # yajl builds 1,500-deep lists without recursing; json.dumps cannot write them
-        return "(a value nested too deep to show)"

@@ -12,12 +12,13 @@ their count) is then that of the padded batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, Optional
 
 import numpy as np
 import torch
 
+from skyeye_model.shared_batch import whole_buffer, worker_empty
 from skyeye_model.template import IGNORE_INDEX
 
 
@@ -44,6 +45,30 @@ class Batch:
     def pin_memory(self) -> "Batch":
         return self._map(lambda tensor: tensor.pin_memory())
 
+    def __reduce__(self):
+        # Sent from a dataloader worker: the token tensors go as their one shared buffer (see token_tensors).
+        tensors = [self.input_ids, self.attention_mask, self.labels, self.image_mask]
+        tensors += [] if self.position_ids is None else [self.position_ids]
+        storage = self.input_ids.untyped_storage()
+        if storage.device.type == "cpu" and all(t.is_contiguous() and t.untyped_storage().data_ptr() == storage.data_ptr() for t in tensors):
+            arena = torch.empty(0, dtype=torch.uint8).set_(storage)
+            layout = [(t.dtype, t.storage_offset() * t.element_size(), tuple(t.shape)) for t in tensors]
+            return rebuild_batch, (arena, layout, self.pixel_values, self.ids, self.weights)
+        return Batch, tuple(getattr(self, f.name) for f in fields(self))
+
+
+def rebuild_batch(arena: torch.Tensor, layout: list, pixel_values: torch.Tensor, ids: list[str], weights: list[float]) -> Batch:
+    tensors = [arena[start : start + math.prod(shape) * dtype.itemsize].view(dtype).view(shape) for dtype, start, shape in layout]
+    return Batch(*tensors[:4], pixel_values=pixel_values, ids=ids, weights=weights, position_ids=tensors[4] if len(tensors) > 4 else None)
+
+
+def token_tensors(rows: int, width: int, longs: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """``longs`` int64 ``[rows, width]`` tensors and one bool one, all views of ONE buffer: one storage,
+    so one shared-memory file to send from a worker (``shared_batch``; ``Batch.__reduce__`` sends it once)."""
+    cells = rows * width
+    arena = worker_empty((cells * (8 * longs + 1),), torch.uint8)
+    return list(arena[: 8 * longs * cells].view(torch.int64).view(longs, rows, width)), arena[8 * longs * cells :].view(torch.bool).view(rows, width)
+
 
 class Collator:
     """Pads to the longest sample (right for training, left for generation)."""
@@ -52,9 +77,9 @@ class Collator:
         self.pad_id = pad_id
         self.side = side
 
-    def _pad(self, rows: list[torch.Tensor], value) -> torch.Tensor:
-        length = max(len(r) for r in rows)
-        out = torch.full((len(rows), length), value, dtype=rows[0].dtype)
+    def _pad(self, out: torch.Tensor, rows: list[torch.Tensor], value) -> torch.Tensor:
+        out.fill_(value)
+        length = out.shape[1]
         for i, row in enumerate(rows):
             if self.side == "right":
                 out[i, : len(row)] = row
@@ -64,11 +89,12 @@ class Collator:
 
     def __call__(self, samples) -> Batch:
         labels = masked_labels(samples)
+        (ids, mask, batch_labels), image_mask = token_tensors(len(samples), max(len(s.input_ids) for s in samples), 3)
         return Batch(
-            input_ids=self._pad([s.input_ids for s in samples], self.pad_id),
-            attention_mask=self._pad([torch.ones_like(s.input_ids) for s in samples], 0),
-            labels=self._pad(labels, IGNORE_INDEX),
-            image_mask=self._pad([s.image_mask for s in samples], False),
+            input_ids=self._pad(ids, [s.input_ids for s in samples], self.pad_id),
+            attention_mask=self._pad(mask, [torch.ones_like(s.input_ids) for s in samples], 0),
+            labels=self._pad(batch_labels, labels, IGNORE_INDEX),
+            image_mask=self._pad(image_mask, [s.image_mask for s in samples], False),
             pixel_values=concat_images([s.pixel_values for s in samples]),
             ids=[s.id for s in samples],
             weights=[s.weight for s in samples],
@@ -76,19 +102,18 @@ class Collator:
 
 
 def concat_images(images: list[torch.Tensor]) -> torch.Tensor:
-    """uint8 images concatenated by NumPy: a single memcpy. torch.cat runs it on the intra-op thread pool,
-    which on a busy machine costs ~85 ms for 8 images of 448 px (measured) against ~1 ms here.
+    """Images (uint8, or any one dtype) concatenated by NumPy: a single memcpy. torch.cat runs it on the
+    intra-op thread pool, which on a busy machine costs ~85 ms for 8 images of 448 px (measured) against
+    ~1 ms here. Images decoded into one batch buffer already (``SampleDataset.__getitems__``) are not copied.
 
-    In a dataloader worker the batch is written straight into shared memory, as torch's ``default_collate``
-    does (``torch/utils/data/_utils/collate.py``, ``collate_tensor_fn``): otherwise sending it to the main
-    process copies the whole pixel batch (4.8 MB for 8 images of 448 px) into shared memory once more."""
+    In a dataloader worker the batch is written straight into shared memory (``worker_empty``): otherwise
+    sending it to the main process copies the whole pixel batch (4.8 MB for 8 images of 448 px) once more."""
     if not images:
         return torch.zeros(0, dtype=torch.uint8)
-    shape = (sum(len(image) for image in images), *images[0].shape[1:])
-    if torch.utils.data.get_worker_info() is None:
-        out = torch.empty(shape, dtype=torch.uint8)
-    else:
-        out = images[0].new(images[0]._typed_storage()._new_shared(math.prod(shape), device="cpu")).view(shape)
+    whole = whole_buffer(images)
+    if whole is not None:
+        return whole
+    out = worker_empty((sum(len(image) for image in images), *images[0].shape[1:]), images[0].dtype)
     np.concatenate([image.numpy() for image in images], out=out.numpy())
     return out
 
@@ -124,10 +149,8 @@ class PackingCollator:
         labels = masked_labels(samples)
         rows = pack_rows([len(s.input_ids) for s in samples], self.pack_length)
         width = max(sum(len(samples[i].input_ids) for i in row) for row in rows)
-        shape = (len(rows), width)
-        batch_ids, batch_labels = torch.full(shape, self.pad_id, dtype=torch.long), torch.full(shape, IGNORE_INDEX, dtype=torch.long)
-        mask, image_mask = torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.bool)
-        positions = torch.zeros(shape, dtype=torch.long)
+        (batch_ids, mask, batch_labels, positions), image_mask = token_tensors(len(rows), width, 4)
+        batch_ids.fill_(self.pad_id), batch_labels.fill_(IGNORE_INDEX), mask.zero_(), image_mask.zero_(), positions.zero_()
         order = []
         for r, row in enumerate(rows):
             start = 0

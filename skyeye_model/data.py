@@ -25,7 +25,8 @@ import torch
 from skyeye_model.decode import decode_frames
 from skyeye_model.images import ImageIndex, ImageStore
 from skyeye_model.sampler import PlanItem
-from skyeye_model.template import ChatTemplate, conversation_turns
+from skyeye_model.shared_batch import worker_empty
+from skyeye_model.template import ChatTemplate, Encoded, conversation_turns
 
 SAMPLE_COLUMNS = ["id", "source", "task", "image_ids", "conversation"]
 
@@ -196,10 +197,10 @@ class SampleDataset(torch.utils.data.Dataset):
         self._cache.move_to_end(key)
         return {name: column[row].as_py() for name, column in zip(SAMPLE_COLUMNS, self._cache[key])}
 
-    def pixels(self, image_ids: list[str]) -> torch.Tensor:
-        return decode_frames([self.images.read_bytes(i) for i in image_ids], self.image_size, self.draft)
+    def pixels(self, image_ids: list[str], out: torch.Tensor | None = None) -> torch.Tensor:
+        return decode_frames([self.images.read_bytes(i) for i in image_ids], self.image_size, self.draft, out)
 
-    def __getitem__(self, item: PlanItem | int) -> EncodedSample:
+    def _encode(self, item: PlanItem | int) -> tuple[dict, Encoded, list[str], float]:
         position, weight = (item, 1.0) if isinstance(item, (int, np.integer)) else item
         row = self.row(position)
         image_ids = even_frames(row["image_ids"] or [], self.max_frames)
@@ -209,15 +210,36 @@ class SampleDataset(torch.utils.data.Dataset):
             raise ValueError(f"sample {row['id']} ({self.files[int(self.locations[position][0])].name}): {error}") from error
         if encoded.status == "skipped":  # the length scan left these out; a changed file must not slip one in
             raise ValueError(f"sample {row['id']}: {encoded.reason} (the shards changed since the dataset was opened?)")
+        return row, encoded, image_ids, weight
+
+    def _sample(self, row: dict, encoded: Encoded, weight: float, pixels: torch.Tensor) -> EncodedSample:
         return EncodedSample(
             id=row["id"],
             source=row["source"],
-            input_ids=torch.tensor(encoded.input_ids, dtype=torch.long),
-            labels=torch.tensor(encoded.labels, dtype=torch.long),
-            image_mask=torch.tensor(encoded.image_mask, dtype=torch.bool),
-            pixel_values=self.pixels(image_ids) if image_ids else self._no_pixels(),  # every frame: the policy never cuts images
+            # via NumPy: torch.tensor on a list of ints is ~3x slower (measured, ~70 µs for 300 ids)
+            input_ids=torch.from_numpy(np.array(encoded.input_ids, dtype=np.int64)),
+            labels=torch.from_numpy(np.array(encoded.labels, dtype=np.int64)),
+            image_mask=torch.from_numpy(np.array(encoded.image_mask, dtype=np.bool_)),
+            pixel_values=pixels,  # every frame: the policy never cuts images
             weight=weight,
         )
+
+    def __getitem__(self, item: PlanItem | int) -> EncodedSample:
+        row, encoded, image_ids, weight = self._encode(item)
+        return self._sample(row, encoded, weight, self.pixels(image_ids) if image_ids else self._no_pixels())
+
+    def __getitems__(self, items: list) -> list[EncodedSample]:
+        """A batch at once (torch's fetcher calls this when it exists): every image is decoded straight into
+        one batch buffer, in shared memory in a worker (``shared_batch``), which the collator passes on as
+        it is: no per-sample allocation, no copy into the batch, one storage to send."""
+        encoded = [self._encode(item) for item in items]
+        frames = worker_empty((sum(len(e[2]) for e in encoded), self.image_size, self.image_size, 3), torch.uint8)
+        samples, start = [], 0
+        for row, tokens, image_ids, weight in encoded:
+            slot = frames[start : start + len(image_ids)]
+            samples.append(self._sample(row, tokens, weight, self.pixels(image_ids, slot) if image_ids else self._no_pixels()))
+            start += len(image_ids)
+        return samples
 
     def _no_pixels(self) -> torch.Tensor:
         return torch.zeros((0, self.image_size, self.image_size, 3), dtype=torch.uint8)

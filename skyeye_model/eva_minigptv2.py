@@ -59,12 +59,21 @@ class CheckpointMismatch(ValueError):
 
 
 def load_pth(path: Path) -> dict:
-    """A ``.pth`` file read without unpickling code (``weights_only=True``); the ``model`` entry if it has one."""
+    """A ``.pth`` file read without unpickling code (``weights_only=True``), memory-mapped.
+
+    ``mmap=True``: the tensors are views of the file's pages (copy-on-write), so every rank of a run
+    shares one copy through the page cache instead of reading the whole file into its own memory
+    (eva_vit_g.pth: ~2 GB). Files in torch's legacy (pre-1.6, not zip) format cannot be mapped and are
+    read whole."""
     try:
-        obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+        try:
+            return torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+        except (RuntimeError, ValueError) as error:
+            if "mmap" not in str(error):  # only the legacy-format refusal falls back to a plain read
+                raise
+            return torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError (and others) for files needing code to load
         raise ValueError(f"{path}: not loadable with torch.load(weights_only=True): {error}") from error
-    return obj
 
 
 def state_dict_of(obj: dict, path: Path) -> dict[str, torch.Tensor]:
@@ -148,12 +157,18 @@ def check_keys(encoder: nn.Module, state: dict[str, torch.Tensor], what: str) ->
 
 
 def load_encoder(state: dict[str, torch.Tensor], arguments: dict, image_size: int, dtype: torch.dtype, what: str) -> nn.Module:
-    encoder = build_encoder(arguments, image_size)
+    """The encoder holding ``state``'s own tensors (``assign=True``): built with its parameters on the meta
+    device (no random init, no second copy), so weights from a memory-mapped file stay file-backed when
+    they are already in ``dtype``. Buffers (attention's zero ``k_bias``, not in the file) are real."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        encoder = build_encoder(arguments, image_size)
     kept = check_keys(encoder, state, what)
     kept["pos_embed"] = interpolate_pos_embed(kept["pos_embed"], image_size // arguments["patch_size"])
     if tuple(kept["pos_embed"].shape) != tuple(encoder.pos_embed.shape):
         raise CheckpointMismatch(what, [f"wrong shape: pos_embed {tuple(kept['pos_embed'].shape)}"])
-    encoder.load_state_dict(kept, strict=True)
+    encoder.load_state_dict(kept, strict=True, assign=True)
     return encoder.to(dtype)
 
 

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "skyeye_data", "skyeye_data.io", "skyeye_data.hashing", "skyeye_data.tables", "skyeye_data.schema",
         "skyeye_data.boxes", "skyeye_data.console", "skyeye_data.quarantine", "skyeye_data.limits",
         "skyeye_data.rawfs", "skyeye_data.safejson", "skyeye_data.safeyaml", "skyeye_data.imagecheck",
-        "skyeye_data.textguard", "skyeye_data.json_stream",
+        "skyeye_data.textguard", "skyeye_data.json_stream", "skyeye_data.json_cursor",
     )),
     ("sources", ("skyeye_data.sources", "skyeye_data.video")),
     ("synth", ("skyeye_data.synth",)),

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from skyeye_data.compile import cache as cache_module
+from skyeye_data.compile import quick
 from skyeye_data.compile.build import build
 from skyeye_data.compile.recipe import load_recipe, parse_recipe
 
@@ -89,7 +90,8 @@ def test_no_change_rebuild_reads_no_output_file(raw, tmp_path, monkeypatch):
     build(recipe, raw, tmp_path / "out", jobs=1)
     hashed: list[str] = []
     real = cache_module.file_sha256
-    monkeypatch.setattr(cache_module, "file_sha256", lambda path: hashed.append(Path(path).name) or real(path))
+    for module in (cache_module, quick):  # the build key's check (cache), the outputs' (quick.outputs_unchanged)
+        monkeypatch.setattr(module, "file_sha256", lambda path: hashed.append(Path(path).name) or real(path))
     assert build(recipe, raw, tmp_path / "out", jobs=1).verified_only
     assert hashed == ["manifest.json"]  # the build key's check of the manifest itself, nothing else
     sample = next((tmp_path / "out" / "samples").glob("*.parquet"))

@@ -64,3 +64,32 @@ def test_an_image_at_the_target_size_is_only_decoded_and_frames_fill_their_slots
     assert frames.dtype == torch.uint8 and frames.shape == (2, 448, 448, 3)
     assert np.array_equal(frames[0].numpy(), exact)  # lossless source, no resize: the exact pixels
     assert decode.decode_frames([], 448).shape == (0, 448, 448, 3)
+
+
+
+@pytest.mark.parametrize("source, draft", [((448, 448), True), ((512, 384), True), ((1000, 900), False)])
+def test_jpegs_decoded_by_torchvision_equal_pil(source, draft, monkeypatch):
+    data = encoded(source)
+    assert decode.decode_jpeg is not None  # torchvision is a dependency: the fast path must be there
+    with Image.open(io.BytesIO(data)) as image:
+        full = np.asarray(image.convert("RGB"))
+    assert np.array_equal(decode.decode_jpeg_hwc(data), full)  # libjpeg-turbo both sides: the same pixels
+    fast = decode.decode_resized(data, 448, draft=draft)
+    if source == (448, 448):
+        assert np.array_equal(fast, full)  # at the target size: only decoded
+    monkeypatch.setattr(decode, "decode_jpeg", None)  # no torchvision image extension: PIL decodes
+    assert np.array_equal(decode.decode_resized(data, 448, draft=draft), fast)
+
+
+def test_jpeg_fast_path_leaves_large_jpegs_to_draft_and_bad_bytes_to_pil():
+    calls = []
+    real = decode.decode_jpeg_hwc
+    try:
+        decode.decode_jpeg_hwc = lambda data: calls.append(1) or real(data)
+        decode.decode_resized(encoded((1800, 1800)), 448)  # draft reduces it 1/4: PIL's reduced DCT, not a full decode
+        assert calls == []
+        decode.decode_resized(encoded((512, 512)), 448)
+        assert calls == [1]
+    finally:
+        decode.decode_jpeg_hwc = real
+    assert decode.decode_jpeg_hwc(b"\xff\xd8 not a jpeg") is None

@@ -58,3 +58,32 @@ def test_placement_on_a_gpu_names_the_rank_device():
 
     assert device_placement(torch.device("cuda", 3)) == {"device_map": {"": "cuda:3"}}
     assert device_placement(torch.device("cpu")) == {} == device_placement(None)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_an_eva_pth_stays_file_backed_and_gives_the_plain_loads_features(tmp_path):
+    """eva_vit_g.pth (MiniGPT-4's raw state dict, 40 blocks, 16x16 grid; here tiny): every rank maps it."""
+    from _model_fixtures import minigpt4_eva_state
+
+    from skyeye_model import eva_minigptv2
+
+    state = minigpt4_eva_state(32, 3, 4)
+    pth = tmp_path / "eva_vit_g.pth"
+    torch.save(state, pth)
+    encoder = eva_minigptv2.open_tower(pth, 56, torch.float32)  # 56 px = the file's 4x4 grid: no resampling
+    mappings = [(a, b) for a, b, path in file_mappings(".pth") if Path(path) == pth.resolve()]
+    parameters = list(encoder.parameters())
+    assert len(parameters) > 10 and all(any(a <= p.data_ptr() < b for a, b in mappings) for p in parameters)
+    assert not any(b.is_meta for b in encoder.buffers())  # k_bias is real, not left on the meta device
+
+    # the features of an ordinary build + copy of the same weights (the loader before memory mapping)
+    plain = eva_minigptv2.build_encoder(eva_minigptv2.eva_arguments(state), 56)
+    plain.load_state_dict(eva_minigptv2.check_keys(plain, state, "EVA"), strict=True)
+    pixels = torch.randn(2, 3, 56, 56, generator=torch.Generator().manual_seed(0))
+    expected = eva_minigptv2.minigptv2_features(plain.eval(), pixels)
+    assert torch.equal(eva_minigptv2.minigptv2_features(encoder.eval(), pixels), expected)
+
+    legacy = tmp_path / "legacy" / "eva_vit_g.pth"  # torch's pre-1.6 format cannot be mapped: read whole
+    legacy.parent.mkdir()
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(eva_minigptv2.minigptv2_features(eva_minigptv2.open_tower(legacy, 56, torch.float32).eval(), pixels), expected)

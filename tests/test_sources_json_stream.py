@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from skyeye_data import json_stream
+from skyeye_data import json_cursor, json_stream
 from skyeye_data.json_stream import JsonStreamError, iter_json_list
 
 pytestmark = pytest.mark.skipif(json_stream._ijson is None, reason="ijson's yajl2_c backend is not installed")
@@ -24,10 +24,10 @@ def read_all(items) -> list:
 
 def assert_paths_agree(path, key="q") -> bool:
     fast = read_all(iter_json_list(path, key))
-    python = read_all(json_stream._python_json_list(path, key, json_stream.CHUNK_BYTES))
+    python = read_all(json_cursor.python_json_list(path, key, json_stream.CHUNK_BYTES))
     assert repr(fast) == repr(python), path.read_bytes()[:120]
     # tiny chunks put a boundary everywhere: the same values and reasons (the excerpt is the chunk's)
-    tiny = read_all(json_stream._python_json_list(path, key, 7))
+    tiny = read_all(json_cursor.python_json_list(path, key, 7))
     assert repr([x[:3] if x[0] == "error" else x for x in tiny]) == repr([x[:3] if x[0] == "error" else x for x in fast])
     return json_stream._c_path_safe(path, key)
 
@@ -75,4 +75,4 @@ def test_a_number_cut_by_a_chunk_boundary_is_read_whole(tmp_path):
     path = tmp_path / "n.json"
     path.write_text('{"q": [-0.5, 10e3, 2.5E-2]}')
     for size in range(1, 12):
-        assert [v for _, v in json_stream._python_json_list(path, "q", size)] == [-0.5, 10e3, 2.5e-2]
+        assert [v for _, v in json_cursor.python_json_list(path, "q", size)] == [-0.5, 10e3, 2.5e-2]

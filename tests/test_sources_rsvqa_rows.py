@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from skyeye_data import json_stream, rawfs
+from skyeye_data import json_cursor, json_stream, rawfs
 from skyeye_data.compile.stages.leak_guard import EvalImages
 from skyeye_data.convert import BATCH_ROWS, convert_records
 from skyeye_data.schema import RECORD_SCHEMA, record_to_row
@@ -195,7 +195,7 @@ def test_padding_runs_leave_out_only_stubs_and_agree_with_the_python_reader(tmp_
             path.write_bytes(bytes(data))
         python, python_error = [], None
         try:
-            python.extend(v for _, v in json_stream._python_json_list(path, "q", json_stream.CHUNK_BYTES))
+            python.extend(v for _, v in json_cursor.python_json_list(path, "q", json_stream.CHUNK_BYTES))
         except json_stream.JsonStreamError as error:
             python_error = error.reason
         got, error_reason, next_index = {}, None, 0

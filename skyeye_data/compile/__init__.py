@@ -6,6 +6,8 @@ name), :mod:`.mixes` (multi-source builders, one module each), :mod:`.evalsets` 
 items), :mod:`.images` (content-addressed images table), :mod:`.shards` (streaming sharded Parquet),
 :mod:`.stages` (convert, leak guard, compile sources, mixes, dedupe, review gate, write),
 :mod:`.build` (composes the stages), :mod:`.cache` (incremental builds: records, build key),
+:mod:`.fingerprint` (code and raw-folder fingerprints), :mod:`.quick` (the no-change shortcut of
+``skyeye build``: its stamp), :mod:`.result` (what a build hands back),
 :mod:`.segments` (compiled samples per source and mix, and their cache), :mod:`.batch_shards`
 (sharded Parquet from Arrow tables), :mod:`.tally` (counts),
 :mod:`.manifest` and :mod:`.card` (manifest, dataset card), :mod:`.stats` (counts and

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from skyeye_data import rawfs
-from skyeye_data.compile.cache import (RecordsCache, build_key, converter_version, outputs_unchanged, raw_fingerprints, records_key,
-                                       toolkit_version)
+from skyeye_data.compile import quick
+from skyeye_data.compile.cache import RecordsCache, build_key, records_key
 from skyeye_data.compile.errors import BuildError
 from skyeye_data.compile.evalsets import eval_enabled
+from skyeye_data.compile.fingerprint import converter_version, raw_fingerprints, toolkit_version
 from skyeye_data.compile.manifest import compose_manifest, read_manifest, write_card_and_manifest
 from skyeye_data.compile.mixes import load_mix_builders
 from skyeye_data.compile.progress import NullProgress, Progress
 from skyeye_data.compile.recipe import Recipe
+from skyeye_data.compile.result import BuildResult, verified_result
 from skyeye_data.compile.shards import remove_stale_temporaries
 from skyeye_data.compile.segments import Segment, SegmentStore
 from skyeye_data.compile.stages.compile_segments import SOURCE, CompileSettings, compile_unit, plan_units, run_units
@@ -46,19 +47,6 @@ from skyeye_data.sources import get_source
 __all__ = ["BuildError", "BuildResult", "build"]
 
 
-@dataclass
-class BuildResult:
-    out: Path
-    manifest: dict[str, Any]
-    sources: dict[str, SourceTally]
-    mixes: dict[str, MixTally]
-    warnings: list[str]
-    files: list[Path] = field(default_factory=list)
-    verified_only: bool = False  # nothing changed since the build in OUT: its files were checked, not rewritten
-    records_from_cache: list[str] = field(default_factory=list)  # sources whose converted records came from the cache
-    samples_from_cache: list[str] = field(default_factory=list)  # sources and mixes whose compiled segment came from the cache
-
-
 def build(
     recipe: Recipe,
     raw_root: Path,
@@ -72,6 +60,7 @@ def build(
     use_cache: bool = True,
     jobs: int = 1,
     ledger: Path | None = None,
+    stamp: str | None = None,
 ) -> BuildResult:
     """Run every stage (module docstring); on any failure no output appears under a final name.
 
@@ -80,7 +69,9 @@ def build(
     build whose inputs all match the manifest's (:mod:`skyeye_data.compile.cache`);
     ``jobs``: convert, then compile, that many sources and mixes at once in worker processes (the
     output does not depend on it);
-    ``ledger``: the review ledger (``--ledger``), overriding the recipe's ``review.ledger``.
+    ``ledger``: the review ledger (``--ledger``), overriding the recipe's ``review.ledger``;
+    ``stamp``: the command's key (:func:`skyeye_data.compile.quick.command_key`), noted with what this
+    build looked at, so that the same command finds "nothing changed" without parsing the recipe.
     """
     load_mix_builders()
     progress = progress or NullProgress()
@@ -94,10 +85,15 @@ def build(
         fingerprints = raw_fingerprints([d for d in raw_dirs.values() if d is not None] + [f for r in reads.values() for f in r])
         keys = {name: records_key(name, raw_dir, version, recipe.sources[name].converter_options(), reads[name], fingerprints)
                 if raw_dir is not None else None for name, raw_dir in raw_dirs.items()}  # fmt: skip
-        options = build_options(recipe, include_unreviewed, strict, ledger)  # the ledger's digest: read once per build
+        ledger_file = ledger_path(recipe, ledger)
+        options = build_options(include_unreviewed, strict, ledger_file)  # the ledger's digest: read once per build
         key = build_key(recipe.fingerprint(), keys, options)
+        tested = [raw_root / recipe.raw_folder(name) for name in raw_dirs] + [f for r in reads.values() for f in r]
+        inputs = quick.looked_at(tested, fingerprints, ledger_file, options["ledger"])
         stats = cache.built_from(out, key) if cache is not None else None
         if stats is not None and (found := verified_build(out, stats)) is not None:
+            if stamp is not None:
+                quick.note(cache.directory, stamp, key, inputs)
             return found
         # the doctor's checks: stop before converting anything (after the verify-only exit: the raw
         # files are those of the build found, so their checks are the ones its manifest recorded)
@@ -111,6 +107,8 @@ def build(
         write_card_and_manifest(out, result.manifest, result.files)
         if cache is not None:
             cache.note_build(out, key)
+            if stamp is not None:
+                quick.note(cache.directory, stamp, key, inputs)
     return result
 
 
@@ -178,10 +176,15 @@ def keep_records(out: Path, converted: list[ConvertedSource], cache: RecordsCach
             cache.store(source.name, keys[source.name], final, source.summary, source.rejections, source.eval_images.where)
 
 
-def build_options(recipe: Recipe, include_unreviewed: bool, strict: bool, ledger: Path | None) -> dict[str, Any]:
-    """What besides the recipe and the records decides a build's output: the review ledger's state."""
+def ledger_path(recipe: Recipe, ledger: Path | None) -> Path | None:
+    """The review ledger a build reads: ``--ledger``, else the recipe's ``review.ledger`` (it may not exist)."""
     if ledger is None and recipe.review is not None and recipe.review.ledger:
-        ledger = Path(recipe.review.ledger)
+        return Path(recipe.review.ledger)
+    return ledger
+
+
+def build_options(include_unreviewed: bool, strict: bool, ledger: Path | None) -> dict[str, Any]:
+    """What besides the recipe and the records decides a build's output: the review ledger's state."""
     state = None
     if ledger is not None and ledger.exists():
         state = [str(ledger.resolve()), ledger_state(ledger)]
@@ -194,12 +197,9 @@ def verified_build(out: Path, stats: dict[str, list[int]]) -> BuildResult | None
         manifest = read_manifest(out)
     except (BuildError, ValueError):
         return None
-    if not outputs_unchanged(out, manifest, stats):
+    if not quick.outputs_unchanged(out, manifest, stats):
         return None
-    tallies = {name: SourceTally.from_json(name, data) for name, data in manifest["sources"].items()}
-    mixes = {name: MixTally.from_json(name, data) for name, data in manifest["mixes"].items()}
-    files = [out / relative for relative in manifest["files"]]
-    return BuildResult(out, manifest, tallies, mixes, manifest["warnings"], files, verified_only=True)
+    return verified_result(out, manifest)
 
 
 def leak_guard(recipe: Recipe, converted: list[ConvertedSource]) -> LeakGuard:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -99,7 +100,14 @@ def payload_key(task: str, *fields: str) -> str:
 
 def record_media(record, raw_dir: Path, frames: int) -> MediaFile:
     video = record.media == "video"
-    return MediaFile(raw_dir / record.image_path, video=video, frames=frames if video else 0, sha256=record.image_sha256)
+    return _media_file(raw_dir, record.image_path, video, frames if video else 0, record.image_sha256)
+
+
+@lru_cache(maxsize=8192)
+def _media_file(raw_dir: Path, image_path: str, video: bool, frames: int, sha256: str | None) -> MediaFile:
+    # one (immutable) MediaFile per file: RSVQA-HR asks ~100 questions of each image, and joining a
+    # Path per sample cost more than the rest of building the sample's media reference
+    return MediaFile(raw_dir / image_path, video=video, frames=frames, sha256=sha256)
 
 
 def record_provenance(record) -> dict[str, Any]:

@@ -13,6 +13,8 @@
   mtime): the recipe fingerprint, every source's records key, the toolkit's code version and the
   build options. A rebuild whose key matches, and whose listed files all still have the size and
   mtime noted (or else their recorded sha256), only verifies: it stats files, it reads none.
+* **Stamp** (``CACHE/stamp.json``, :mod:`skyeye_data.compile.quick`): the same decision for the
+  ``skyeye build`` command line, taken before the recipe is parsed.
 
 ``skyeye build --no-cache`` ignores and rewrites neither: it builds from scratch.
 """
@@ -21,78 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import sys
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from skyeye_data.compile.fingerprint import raw_fingerprint, toolkit_version
+from skyeye_data.compile.quick import file_stat
 from skyeye_data.convert import ConvertSummary
 from skyeye_data.hashing import file_sha256
 from skyeye_data.io import link_or_copy, write_json_atomic
 
 CACHE_FORMAT = "skyeye-cache/1"
-# modules a conversion never runs: their edits do not invalidate converted records
-NOT_CONVERSION = ("skyeye_data.compile", "skyeye_data.review", "skyeye_data.evaluation", "skyeye_data.export",
-                  "skyeye_data.synth", "skyeye_data.cli", "skyeye_data.console", "skyeye_data.preview")  # fmt: skip
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # skyeye_data/
-
-
-def _code_version(include) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
-        module = "skyeye_data." + ".".join(path.relative_to(PACKAGE_ROOT).with_suffix("").parts)
-        if include(module.removesuffix(".__init__")):
-            digest.update(f"{module}\0".encode() + path.read_bytes() + b"\0")
-    digest.update(sys.version.encode())
-    return digest.hexdigest()
-
-
-def converter_version() -> str:
-    """The source of every toolkit module a conversion can run (converters, schema, guarded input, ...)."""
-    return _code_version(lambda m: not any(m == p or m.startswith(p + ".") for p in NOT_CONVERSION))
-
-
-def toolkit_version() -> str:
-    """The source of the whole toolkit (a build's output can depend on any of it)."""
-    return _code_version(lambda m: True)
-
-
-def raw_fingerprint(raw_dir: Path) -> str:
-    """Every file under ``raw_dir``: relative path, size and mtime (ns); a symlink by its target text
-    and by its target's size and mtime (a changed target behind an unchanged link must reconvert).
-
-    ``os.scandir`` and one hash over the sorted lines: a paper-scale raw root (~220k files) in a few seconds.
-    """
-    lines: list[str] = []
-    folders = [("", os.fspath(raw_dir))]
-    while folders:
-        relative, path = folders.pop()
-        with os.scandir(path) as entries:
-            for entry in entries:
-                name = relative + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append((name + "/", entry.path))
-                    continue
-                info = entry.stat(follow_symlinks=False)
-                link = ""
-                if entry.is_symlink():
-                    try:
-                        target = os.stat(entry.path)
-                        link = f"{os.readlink(entry.path)}\0{target.st_size}\0{target.st_mtime_ns}"
-                    except OSError:  # a dangling link: the converter reports it; its text is the key
-                        link = os.readlink(entry.path)
-                lines.append(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{link}")
-    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
-
-
-def raw_fingerprints(folders: Iterable[Path]) -> dict[Path, str]:
-    """:func:`raw_fingerprint` of each folder, once each, four at a time (``stat`` calls release the GIL)."""
-    unique = list(dict.fromkeys(f for f in folders if f.is_dir()))
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(unique, pool.map(raw_fingerprint, unique)))
 
 
 def records_key(name: str, raw_dir: Path, version: str, options: dict | None = None, also_reads: tuple[Path, ...] = (),
@@ -178,24 +120,3 @@ def build_key(recipe_fingerprint: str, records_keys: dict[str, str | None], opti
     body = json.dumps({"recipe": recipe_fingerprint, "records": records_keys, "code": toolkit_version(), "options": options},
                       sort_keys=True, default=str)  # fmt: skip
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def file_stat(path: Path) -> list[int]:
-    info = path.stat()
-    return [info.st_size, info.st_mtime_ns]
-
-
-def outputs_unchanged(out: Path, manifest: dict[str, Any], stats: dict[str, list[int]] | None = None) -> bool:
-    """Every file the manifest lists is there with its recorded size and sha256; a file whose size and
-    mtime are those ``stats`` noted when the build wrote it is taken as unchanged without reading it."""
-    stats = stats or {}
-    for relative, info in manifest.get("files", {}).items():
-        path = out / relative
-        try:
-            if stats.get(relative) == file_stat(path):
-                continue
-            if path.stat().st_size != info["bytes"] or file_sha256(path) != info["sha256"]:
-                return False
-        except OSError:
-            return False
-    return bool(manifest.get("files"))

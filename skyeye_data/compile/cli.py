@@ -10,10 +10,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from skyeye_data.compile import quick
 from skyeye_data.compile.errors import BuildError
-from skyeye_data.compile.recipe import RecipeError, load_recipe, recipe_json_schema
+from skyeye_data.compile.result import expected_counts
 from skyeye_data.console import console, fail, progress_bar, stdout
 from skyeye_data.io import OutputLocked
+
+# The recipe model, the build and the stats are imported by the commands that run them, not here:
+# they import every converter and builder (pyarrow, pydantic, PIL, PyAV), and a no-change
+# `skyeye build` decides from the stamp alone (skyeye_data.compile.quick) in a fraction of that time.
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +48,8 @@ class RichProgress:
 
 
 def _load_recipe_or_fail(recipe: Path):
+    from skyeye_data.compile.recipe import RecipeError, load_recipe
+
     try:
         return load_recipe(recipe)
     except RecipeError as error:
@@ -73,22 +80,21 @@ def build_command(
     ] = None,
 ) -> None:
     """Compile a recipe into instruction samples, images, eval shards, quarantine, manifest and card."""
-    from skyeye_data.compile.build import build
-
-    parsed = _load_recipe_or_fail(recipe)
-    if not raw_root.is_dir():
-        raise fail(f"--raw-root {raw_root} is not a folder")
+    # what else decides the build (--jobs and --cache-dir do not): the stamp's command key
+    options = {"require_all": require_all, "include_unreviewed": include_unreviewed, "strict": strict, "ledger": ledger}
+    stamp = None if no_cache or not raw_root.is_dir() else quick.command_key(recipe, raw_root, options)
     try:
-        with progress_bar() as progress:
-            result = build(
-                parsed, raw_root, out, require_all=require_all, cache_dir=cache_dir,
-                progress=RichProgress(progress), include_unreviewed=include_unreviewed, strict=strict, ledger=ledger,
-                use_cache=not no_cache, jobs=jobs or os.cpu_count() or 1,
-            )  # fmt: skip
+        result = quick.unchanged_build(out, stamp) if stamp is not None else None
+        from_stamp = result is not None
+        if result is None:
+            result = run_build(recipe, raw_root, out, stamp, require_all=require_all, cache_dir=cache_dir,
+                               include_unreviewed=include_unreviewed, strict=strict, ledger=ledger,
+                               use_cache=not no_cache, jobs=jobs or os.cpu_count() or 1)  # fmt: skip
     except (BuildError, OutputLocked) as error:
         raise fail(str(error))
     if result.verified_only:
-        stdout.print(f"nothing changed since the build in {out} (recipe, raw files, code, review ledger): its files were verified, not rebuilt")
+        stdout.print(f"nothing changed since the build in {out} (recipe, raw files, code, review ledger): its files were verified, not rebuilt"
+                     + (" (decided from its stamp, OUT/cache/stamp.json)" if from_stamp else ""))  # fmt: skip
     elif result.records_from_cache or result.samples_from_cache:
         stdout.print(f"from the cache: converted records of {len(result.records_from_cache)} sources, "
                      f"compiled samples of {len(result.samples_from_cache)} sources and mixes")  # fmt: skip
@@ -98,6 +104,17 @@ def build_command(
     print_expected_mismatches(result.manifest)
     if not result.manifest["balanced"]:
         raise fail("record counts do not add up for some source (see the table); this is a bug", code=1)
+
+
+def run_build(recipe: Path, raw_root: Path, out: Path, stamp: str | None, **options):
+    """Parse the recipe and run the build (the stages imported only now: module comment above)."""
+    from skyeye_data.compile.build import build
+
+    parsed = _load_recipe_or_fail(recipe)
+    if not raw_root.is_dir():
+        raise fail(f"--raw-root {raw_root} is not a folder")
+    with progress_bar() as progress:
+        return build(parsed, raw_root, out, progress=RichProgress(progress), stamp=stamp, **options)
 
 
 def print_build_summary(result) -> None:
@@ -150,8 +167,6 @@ def print_eval_overlap(manifest: dict) -> None:
 
 def print_expected_mismatches(manifest: dict) -> None:
     """Warn (do not fail: `skyeye stats` does) when a source/task count differs from `expected`."""
-    from skyeye_data.compile.stats import expected_counts
-
     samples = manifest["counts"]["samples"]
     for (source, task), want in sorted(expected_counts(manifest).items()):
         got = samples.get(source, {}).get(task, {}).get("train", 0)
@@ -161,6 +176,8 @@ def print_expected_mismatches(manifest: dict) -> None:
 
 def recipe_schema_command() -> None:
     """Print the recipe JSON Schema (for editors and validators)."""
+    from skyeye_data.compile.recipe import recipe_json_schema
+
     print(json.dumps(recipe_json_schema(), indent=2))
 
 

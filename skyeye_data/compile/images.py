@@ -29,7 +29,7 @@ from PIL import Image
 from skyeye_data import rawfs
 from skyeye_data.compile.builders import MediaFile
 from skyeye_data.compile.shards import ShardedParquetWriter, numbered_name
-from skyeye_data.imagecheck import verified_image
+from skyeye_data.imagecheck import verified_image_and_header
 from skyeye_data.io import PendingFile
 from skyeye_data.sources.base import UNREADABLE_IMAGE_ERRORS, ImageProblem, large_images_allowed
 from skyeye_data.tables import IMAGES_SCHEMA
@@ -101,18 +101,20 @@ class ImageTableWriter:
             raise ImageProblem(f"image file not found: {media.path.name}") from error
         except rawfs.RawAccessError as error:
             raise ImageProblem(error.reason) from error
-        # the whole body is decoded once before the image enters the table (and downscaled from that decode)
-        return self.add_bytes(verified_image(data, max_side))
+        # the whole body is decoded once before the image enters the table (and downscaled from that
+        # decode); that same open gives the header columns of bytes stored unchanged
+        return self.add_bytes(*verified_image_and_header(data, max_side))
 
     def _store_frames(self, media: MediaFile, max_side: int | None) -> list[str]:
         frames = frames_as_jpeg(media.path, media.frames, self.frame_cache, max_side or DEFAULT_MAX_SIDE, media.sha256)
         return [self.add_bytes(frame) for frame in frames]
 
-    def add_bytes(self, data: bytes) -> str:
-        """Store encoded image bytes (once); their id."""
+    def add_bytes(self, data: bytes, header: tuple[str, int, int] | None = None) -> str:
+        """Store encoded image bytes (once); their id. ``header``: their (format, width, height) when
+        known already (else read from the bytes)."""
         image_id = hashlib.sha256(data).hexdigest()
         if image_id not in self.stored:
-            fmt, width, height = image_header(data)
+            fmt, width, height = header or image_header(data)
             self.writer.write({"image_id": image_id, "bytes": data, "format": fmt, "width": width, "height": height})
             if self.train_writer is not None:
                 size = self.train_size

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from skyeye_data.boxes import parse_boxes
 from skyeye_data.compile.manifest import read_manifest
+from skyeye_data.compile.result import expected_counts
 from skyeye_data.io import atomic_path
 
 BATCH_ROWS = 4096
@@ -39,12 +40,6 @@ def summarize(counter: Counter) -> dict[str, float | int | None]:
     mean = sum(v * c for v, c in counter.items()) / n
     return {"n": n, "min": values[0], "p25": quantile(0.25), "median": quantile(0.5), "p75": quantile(0.75),
             "p90": quantile(0.9), "max": values[-1], "mean": round(mean, 2)}  # fmt: skip
-
-
-def expected_counts(manifest: dict[str, Any]) -> dict[tuple[str, str], int]:
-    body = manifest["recipe"]["body"]
-    entries = {**body.get("sources", {}), **body.get("mixes", {})}
-    return {(name, task): n for name, spec in entries.items() for task, n in ((spec or {}).get("expected") or {}).items()}
 
 
 def scan_samples(out: Path) -> tuple[Counter, dict[str, Counter], dict[str, Counter]]:

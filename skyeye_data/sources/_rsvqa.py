@@ -45,7 +45,9 @@ stubs; the split's images marked active) are read by the same rules. Reading rul
   ``{"key": [...]}`` file a chunk of elements at a time (Splits.py's runs of padding stubs checked
   byte for byte and left undecoded), so only the indexes the join needs are held: image id → home
   split, and answer id → (question id, answer, active). ``skyeye convert`` takes the rows in bulk
-  (:meth:`RsvqaSource.row_items`, :mod:`skyeye_data.sources._rsvqa_rows`); :meth:`records` is the reference.
+  (:meth:`RsvqaSource.row_items`, :mod:`skyeye_data.sources._rsvqa_rows`; chunks in the authors' one
+  form read from their text, :mod:`skyeye_data.sources._rsvqa_text`); :meth:`records` is the reference.
+  Images are probed with one raw-root check per folder (:mod:`skyeye_data.sources.folder_probe`).
 - **Broken files.** A file that stops being valid JSON (truncated download) gives one record-level
   rejection "invalid JSON at line L col C" for the unreadable rest (what came before it is kept);
   bytes that are not UTF-8 are read with ``surrogateescape`` and quarantine the one record holding
@@ -75,8 +77,9 @@ from skyeye_data.sources.base import (
     media_fields,
     probe_image,
 )
+from skyeye_data.sources.folder_probe import FolderProbe
 from skyeye_data.sources._plain_record import plain_vqa_record
-from skyeye_data.sources._rsvqa_rows import RsvqaAnswer, answer_elements, is_stub, read_question_rows
+from skyeye_data.sources._rsvqa_rows import INACTIVE_QUESTION, RsvqaAnswer, answer_elements, is_stub, read_question_rows
 from skyeye_data.sources.row_block import VqaRowBlock
 
 def _is_int(value: Any) -> bool:
@@ -170,6 +173,7 @@ class RsvqaSource(SourceConverter):
     def _items(self, raw_dir: Path, rows: bool) -> Iterator[Record | VqaRowBlock | Rejected]:
         self.check_layout(raw_dir)
         self._last_probe = None  # files may have changed since the last run
+        self._images = FolderProbe(raw_dir / self.image_dir)  # one raw-root check for the folder
         state = _ReadState()
         present = self.present_splits(raw_dir)
         for files in present:
@@ -285,7 +289,7 @@ class RsvqaSource(SourceConverter):
             return reject(f"duplicate question id {qid} (first at index {seen[qid]}); second occurrence left out")
         seen[qid] = index
         if question.get("active", True) is not True:
-            return reject("inactive question (active: false) — excluded as the dataset authors ask", deliberate=True)
+            return reject(INACTIVE_QUESTION, deliberate=True)
         answer = self._answer_of(question, answers, missing_answers)
         if isinstance(answer, str):
             return reject(answer, deliberate=answer.startswith("inactive answer"))
@@ -320,12 +324,15 @@ class RsvqaSource(SourceConverter):
 
     def _probe(self, raw_dir: Path, image_rel: str) -> ImageInfo | str:
         """The image's header info or the reason it cannot be read; questions come in image order, so
-        the last answer is remembered (cheaper than building a Path for the cached probe_image)."""
+        the last answer is remembered. ``probe_image``'s answer, through one raw-root check for the
+        image folder (:mod:`skyeye_data.sources.folder_probe`)."""
         last = self.__dict__.get("_last_probe")
         if last and last[0] == (raw_dir, image_rel):
             return last[1]
+        images, (folder, _, name) = self.__dict__.get("_images"), image_rel.rpartition("/")
         try:
-            info: ImageInfo | str = probe_image(raw_dir / image_rel)
+            fast = images is not None and images.folder == raw_dir / folder
+            info: ImageInfo | str = images.probe(name) if fast else probe_image(raw_dir / image_rel)
         except ImageProblem as error:
             info = str(error)
         self._last_probe = ((raw_dir, image_rel), info)
@@ -353,9 +360,10 @@ class RsvqaSource(SourceConverter):
 
     def _orphan_answers(self, files, answers, question_ids, state) -> Iterator[Rejected]:
         name = self.file_name(files.tag, "answers")
-        for answer_id, answer in answers.items():
-            if _is_int(answer.question_id) and answer.question_id in question_ids:
-                continue
+        # type() is int: _is_int for JSON values (no int subclass but bool); one pass, a million answers
+        orphans = [(answer_id, answer) for answer_id, answer in answers.items()
+                   if type(answer.question_id) is not int or answer.question_id not in question_ids]  # fmt: skip
+        for answer_id, answer in orphans:
             if _first_report(state, ("orphan", answer.index, answer_id, repr(answer.question_id))):
                 yield Rejected(name, f"answer without question: answer {answer_id} names question "
                                f"{answer.question_id!r}, which is not in the questions file",

@@ -17,6 +17,12 @@ Every other element -- not a dict, another split's, a problem of any kind, text 
 through the exact path (``_question``) at its place in the file, so each rejection, its reason and
 its order, and each record, are exactly those of :meth:`RsvqaSource.records`
 (``tests/test_sources_rsvqa_rows.py`` compares both on every RSVQA case).
+
+A chunk in the authors' one form (:mod:`skyeye_data.sources._rsvqa_text`: the real files and the
+paper-scale corpus) is never decoded into dicts: :func:`_piece_rows` makes the same checks on the
+fields' text (and rejects a withdrawn question as ``_question`` does, the 59k of RSVQA-HR), and
+decodes with orjson only the elements it hands to ``_question``; :func:`_piece_answers` fills the
+answer index the same way.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Iterator
 
-from skyeye_data.json_stream import iter_json_chunks
+from skyeye_data.json_stream import excerpt_of, iter_json_chunks
 from skyeye_data.rawfs import current_limits
 from skyeye_data.sources.base import ImageInfo, Rejected
 from skyeye_data.sources.row_block import VqaRowBlock
+from skyeye_data.sources._rsvqa_text import CanonicalPiece, answer_piece, decode, question_piece
 from skyeye_data.textguard import safe_text
 
 BLOCK_ROWS = 16384  # rows per yielded block (memory: a few MB of Python strings)
@@ -49,7 +56,17 @@ def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answe
     media = _ImageMedia(source, raw_dir)
     record_prefix, next_index = f"{source.name}:", 0
     try:
-        for start, elements in iter_json_chunks(raw_dir / name, "questions", skip_runs=padding_runs):
+        for start, elements in iter_json_chunks(raw_dir / name, "questions", skip_runs=padding_runs, canonical=question_piece):
+            if isinstance(elements, CanonicalPiece):
+                state.stubs += start - next_index + elements.stubs
+                next_index = start + len(elements)
+                for item in _piece_rows(source, raw_dir, files, state, start, elements, answers, seen, question_ids,
+                                        missing_answers, block, media, cap):  # fmt: skip
+                    yield item
+                if block.rows >= BLOCK_ROWS:
+                    yield block
+                    block = VqaRowBlock(source.name, files.split, files.subset, raw_file)
+                continue
             kept = without_stubs(start, elements)
             # "not in this split" (Splits.py's padding, decoded or left out as a run): no raw record here
             state.stubs += start - next_index + len(elements) - len(kept)
@@ -95,6 +112,61 @@ def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answe
         raise
     if block.rows:
         yield block
+
+
+def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, piece: CanonicalPiece, answers: dict,
+               seen: dict, question_ids: set, missing_answers: str | None, block: VqaRowBlock, media: "_ImageMedia",
+               cap: int) -> Iterator[Rejected]:  # fmt: skip
+    """The loop of :func:`read_question_rows` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`):
+    the same checks on the fields' text (printable ASCII by the pattern: nothing for textguard to do),
+    rows into ``block``; a withdrawn question that passes every check before ``active`` is rejected
+    here as ``_question`` rejects it; every other element is decoded and judged by ``_question`` at
+    its place."""
+    tag, homes, active_in, prefix = files.tag, state.homes, state.active_in, f"{source.name}:"
+    name = source.file_name(files.tag, "questions")
+    add = block.items.append
+    last_image, home, alone = None, None, False  # questions come image by image: its facts once per run
+    for element, qid, img_id, qtype, text, answer_ids, active, run in piece.rows:
+        if run:
+            index += run.count(b"{")  # padding stubs: no raw record here
+            continue
+        qid = int(qid)
+        question_ids.add(qid)
+        if img_id != last_image:
+            last_image, image = img_id, int(img_id)
+            home = homes.get(image)
+            alone = home is not None and len(active_in[image]) == 1
+        if home is not None and home != tag:
+            index += 1
+            continue  # another split's question: converted while reading that split's files
+        if alone and qid not in seen:
+            if active == b"true" and missing_answers is None and answer_ids and b"," not in answer_ids:
+                answer = answers.get(int(answer_ids))
+                if answer is not None and answer.question_id == qid and answer.active is True and type(answer.text) is str \
+                        and answer.text.isascii() and answer.text.isprintable():  # fmt: skip
+                    question, answer_text, kind = text.decode().strip(), answer.text.strip(), qtype.decode()
+                    if question and answer_text and len(question) <= cap and len(answer_text) <= cap and len(kind) <= cap:
+                        fields = media.fields if image == media.img_id else media.of(image)
+                        if fields is not None:
+                            seen[qid] = index
+                            add((prefix + str(qid), fields, question, answer_text, kind or None, index))
+                            index += 1
+                            continue
+            elif active == b"false" and text.strip():  # RSVQA-HR: 59k withdrawn questions
+                seen[qid] = index
+                yield Rejected(name, INACTIVE_QUESTION, raw_index=index, excerpt=excerpt_of(decode(element)), deliberate=True)
+                index += 1
+                continue
+        for item in source._question(raw_dir, files, state, index, decode(element), answers, seen, missing_answers) or ():
+            if isinstance(item, Rejected):
+                yield item
+            else:
+                block.add_record(item)
+        index += 1
+
+
+# the reason of a question the authors withdrew (_rsvqa.RsvqaSource._question gives it too)
+INACTIVE_QUESTION = "inactive question (active: false) — excluded as the dataset authors ask"
 
 
 _STUB_KEYS = frozenset({"id", "active"})
@@ -146,7 +218,10 @@ def answer_elements(path: Path, answers: dict) -> Iterator[tuple[int, Any]]:
     """The answers file's elements but the stubs, with a plain answer (a dict with a new integer
     ``id``) put straight into ``answers``: a million of them in RSVQA-HR (the rest is yielded for
     ``_read_answers`` to judge)."""
-    for start, elements in iter_json_chunks(path, "answers", skip_runs=padding_runs):
+    for start, elements in iter_json_chunks(path, "answers", skip_runs=padding_runs, canonical=answer_piece):
+        if isinstance(elements, CanonicalPiece):
+            yield from _piece_answers(start, elements, answers)
+            continue
         for index, answer in without_stubs(start, elements):
             if type(answer) is dict:
                 answer_id = answer.get("id")
@@ -154,6 +229,20 @@ def answer_elements(path: Path, answers: dict) -> Iterator[tuple[int, Any]]:
                     answers[answer_id] = RsvqaAnswer(index, answer.get("question_id"), answer.get("answer"), answer.get("active", True))
                     continue
             yield index, answer
+
+
+def _piece_answers(index: int, piece: CanonicalPiece, answers: dict) -> Iterator[tuple[int, Any]]:
+    """:func:`answer_elements` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`)."""
+    for element, answer_id, question_id, text, active, run in piece.rows:
+        if run:
+            index += run.count(b"{")
+            continue
+        answer_id = int(answer_id)
+        if answer_id not in answers:
+            answers[answer_id] = RsvqaAnswer(index, int(question_id), text.decode(), active == b"true")
+        else:
+            yield index, decode(element)
+        index += 1
 
 
 # Splits.py writes its padding with json.dump: '{"id": N, "active": false}' joined by ", ", the ids

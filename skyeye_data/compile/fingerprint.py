@@ -1,0 +1,75 @@
+"""Fingerprints of what a build reads: the toolkit's code and the raw folders.
+
+Standard library only: the no-change shortcut of ``skyeye build`` (:mod:`skyeye_data.compile.quick`)
+computes them before it imports the recipe model, the converters or the stages (their imports,
+pyarrow, pydantic, PIL and PyAV among them, are most of a no-change rebuild's time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable
+
+# modules a conversion never runs: their edits do not invalidate converted records
+NOT_CONVERSION = ("skyeye_data.compile", "skyeye_data.review", "skyeye_data.evaluation", "skyeye_data.export",
+                  "skyeye_data.synth", "skyeye_data.cli", "skyeye_data.console", "skyeye_data.preview")  # fmt: skip
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # skyeye_data/
+
+
+def _code_version(include) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        module = "skyeye_data." + ".".join(path.relative_to(PACKAGE_ROOT).with_suffix("").parts)
+        if include(module.removesuffix(".__init__")):
+            digest.update(f"{module}\0".encode() + path.read_bytes() + b"\0")
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def converter_version() -> str:
+    """The source of every toolkit module a conversion can run (converters, schema, guarded input, ...)."""
+    return _code_version(lambda m: not any(m == p or m.startswith(p + ".") for p in NOT_CONVERSION))
+
+
+def toolkit_version() -> str:
+    """The source of the whole toolkit (a build's output can depend on any of it)."""
+    return _code_version(lambda m: True)
+
+
+def raw_fingerprint(raw_dir: Path) -> str:
+    """Every file under ``raw_dir``: relative path, size and mtime (ns); a symlink by its target text
+    and by its target's size and mtime (a changed target behind an unchanged link must reconvert).
+
+    ``os.scandir`` and one hash over the sorted lines: a paper-scale raw root (~220k files) in a few seconds.
+    """
+    lines: list[str] = []
+    folders = [("", os.fspath(raw_dir))]
+    while folders:
+        relative, path = folders.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = relative + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append((name + "/", entry.path))
+                    continue
+                info = entry.stat(follow_symlinks=False)
+                link = ""
+                if entry.is_symlink():
+                    try:
+                        target = os.stat(entry.path)
+                        link = f"{os.readlink(entry.path)}\0{target.st_size}\0{target.st_mtime_ns}"
+                    except OSError:  # a dangling link: the converter reports it; its text is the key
+                        link = os.readlink(entry.path)
+                lines.append(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{link}")
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+
+def raw_fingerprints(folders: Iterable[Path]) -> dict[Path, str]:
+    """:func:`raw_fingerprint` of each folder, once each, four at a time (``stat`` calls release the GIL)."""
+    unique = list(dict.fromkeys(f for f in folders if f.is_dir()))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(unique, pool.map(raw_fingerprint, unique)))
