@@ -29,7 +29,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
-BASELINE_COMMIT = "48ab5fc"  # the converters before the RSVQA bulk row path (README: 127.9 s for RSVQA-HR)
+BASELINE_COMMIT = "48ab5fc"  # the converters before the RSVQA bulk row path (the README quotes both figures)
 
 
 def run_convert(code_dir: Path, source: str, raw_dir: Path, out_dir: Path) -> dict:
