@@ -68,13 +68,16 @@ def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_
     ``canonical(body)``: the caller's reader of a piece of whole elements joined by ", " (the text
     orjson would decode as ``[body]``) that it can read exactly without decoding, or None to have it
     decoded; what it returns is yielded in place of the element list (``len()``: its elements). It
-    must refuse a piece with a run of 19 or more digits in a number (orjson would round it).
+    must refuse a piece with a run of 19 or more digits in a number (orjson would round it), and
+    one holding a raw control byte, a backslash or the quoted ``key`` followed by ":" (such a piece
+    is not scanned for what :func:`_c_path_safe` refuses: every other byte of the file is).
     RSVQA's files written the authors' one way (:mod:`skyeye_data.sources._rsvqa_text`).
 
     Well-formed files go through orjson, a chunk of whole elements per call (:func:`_orjson_chunks`;
     memory: one 4 MiB chunk and its elements), else yajl's C parser (``ijson``, backend ``yajl2_c``),
     about twice as fast as the Python cursor. The two agree element for element on every file :func:`_c_path_safe`
-    admits; at the first thing yajl refuses (bad UTF-8, NaN, a 20-digit integer, a truncated file,
+    admits (orjson's reader checks each block it decodes, yajl's only reads a file the whole scan
+    admits); at the first thing yajl refuses (bad UTF-8, NaN, a 20-digit integer, a truncated file,
     trailing data) the Python cursor takes over at that element, so the values, the reasons and the
     line/column of every error are exactly the Python reader's.
     """
@@ -83,18 +86,25 @@ def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_
     except rawfs.RawAccessError as error:
         raise JsonStreamError(error.reason) from None
     done = 0
-    if (_orjson is not None or _ijson is not None) and _c_path_safe(path, key):
-        # the C readers in turn; one that gives up hands over at the element it stopped at
-        for reader in (partial(_orjson_chunks, skip_runs=skip_runs, canonical=canonical), _yajl_chunks):
-            try:
-                for start, elements in reader(path, key):
-                    end = start + len(elements)
-                    if end > done or (start > done and not elements):
-                        yield max(start, done), elements[done - start :] if done > start else elements
-                        done = end
-                return
-            except _C_READER_ERRORS:
-                pass  # the next reader re-reads the file from the start and skips what was yielded
+    # the C readers in turn; one that gives up hands over at the element it stopped at. orjson's
+    # reader makes _c_path_safe's checks on each block before it decodes it (one read of the file,
+    # not two); yajl's is only taken for a file the whole scan admits
+    readers = [partial(_orjson_chunks, skip_runs=skip_runs, canonical=canonical)] if _orjson is not None else []
+    readers += [_yajl_chunks] if _ijson is not None else []
+    for reader in readers:
+        try:
+            if reader is _yajl_chunks and not _c_path_safe(path, key):
+                break
+            for start, elements in reader(path, key):
+                end = start + len(elements)
+                if end > done or (start > done and not elements):
+                    yield max(start, done), elements[done - start :] if done > start else elements
+                    done = end
+            return
+        except _NotForC:
+            break  # what yajl would read otherwise: the Python reader goes on from the first element not yielded
+        except _C_READER_ERRORS:
+            pass  # the next reader re-reads the file from the start and skips what was yielded
     for index, element in python_json_list(path, key, chunk_bytes):
         if index >= done:
             yield index, [element]
@@ -102,6 +112,10 @@ def iter_json_chunks(path: Path, key: str, chunk_bytes: int = CHUNK_BYTES, skip_
 
 class _NoFastPath(Exception):
     """The orjson reader cannot cut this file into element chunks within its memory budget."""
+
+
+class _NotForC(Exception):
+    """The file holds something :func:`_c_path_safe` refuses: only the Python reader reads it exactly."""
 
 
 _C_READER_ERRORS: tuple[type[BaseException], ...] = (_NoFastPath, ValueError, UnicodeError) + (
@@ -135,8 +149,11 @@ def _yajl_chunks(path: Path, key: str, size: int = 1024) -> Iterator[tuple[int, 
 def _orjson_chunks(path: Path, key: str, skip_runs: SkipRuns | None = None, canonical: Canonical | None = None) -> Iterator[tuple[int, "list | Sized"]]:
     """The list's elements, decoded by orjson one chunk of whole elements at a time (one list per chunk).
 
-    Only for files :func:`_c_path_safe` admits (``{"key": [`` at the top, the key once, no escaped
-    surrogate or raw control byte), where orjson, yajl and the Python reader agree on every value.
+    It makes :func:`_c_path_safe`'s checks itself (``{"key": [`` at the top, the key once, no escaped
+    surrogate or raw control byte: where orjson, yajl and the Python reader agree on every value) on
+    every byte before decoding it -- the head, each decoded piece, the tail; a piece the ``canonical``
+    reader takes holds none of it -- and raises :class:`_NotForC` at the first that fails (the
+    elements yielded before came from bytes that passed): the file is read once, not twice.
     A chunk is cut after an object element's closing brace followed by ``,`` and ``{``: a cut that
     falls inside a string or a nested value leaves that chunk invalid JSON (an unclosed string or
     bracket), so a wrong cut raises and the yajl reader takes over; it never yields wrong values.
@@ -145,12 +162,13 @@ def _orjson_chunks(path: Path, key: str, skip_runs: SkipRuns | None = None, cano
     if _orjson is None:
         raise _NoFastPath("orjson is not installed")
     quoted = json.dumps(key).encode()
-    index, chunk_bytes = 0, ORJSON_CHUNK_BYTES
+    index, chunk_bytes, scan = 0, ORJSON_CHUNK_BYTES, _SafeScan(key)
     with rawfs.open_raw(path, "json") as handle:
         data = handle.read(chunk_bytes)
         head = re.match(rb"[ \t\n\r]*\{[ \t\n\r]*" + re.escape(quoted) + rb"[ \t\n\r]*:[ \t\n\r]*\[", data)
         if head is None:
             raise _NoFastPath("the file does not start with the list")
+        scan.check(data[: head.end()])
         data = data[head.end():]
         while block := handle.read(chunk_bytes):
             data += block
@@ -159,8 +177,8 @@ def _orjson_chunks(path: Path, key: str, skip_runs: SkipRuns | None = None, cano
                 if len(data) > 4 * chunk_bytes:
                     raise _NoFastPath("no element boundary within the memory budget")
                 continue
-            end, start = cut
-            for index, elements in _decoded_pieces(data[:end], index, skip_runs, canonical):
+            end, start = cut  # between them: JSON whitespace and the comma
+            for index, elements in _decoded_pieces(data[:end], index, skip_runs, canonical, scan):
                 yield index, elements
             index += len(elements)
             data = data[start:]
@@ -168,8 +186,10 @@ def _orjson_chunks(path: Path, key: str, skip_runs: SkipRuns | None = None, cano
         body = _before_list_end(data) if canonical is not None else None
         piece = canonical(body) if body else None
         if piece is not None:  # whole elements, then "]}": the document is '{key:[' + piece + ']}'
+            scan.check(data[len(body):])
             yield index, piece
             return
+        scan.check(data)
         document = _orjson.loads(_exact_numbers(b"{" + quoted + b":[" + data))
         yield index, document[key]
 
@@ -183,16 +203,20 @@ def _before_list_end(data: bytes) -> bytes | None:
     return data[:-1] if data.endswith(b"]") else None
 
 
-def _decoded_pieces(body: bytes, index: int, skip_runs: SkipRuns | None, canonical: Canonical | None = None) -> Iterator[tuple[int, "list | Sized"]]:
+def _decoded_pieces(body: bytes, index: int, skip_runs: SkipRuns | None, canonical: Canonical | None = None,
+                    scan: "_SafeScan | None" = None) -> Iterator[tuple[int, "list | Sized"]]:  # fmt: skip
     """``(index, elements)`` of ``body`` (whole elements joined by commas), the runs ``skip_runs``
     finds left out; or the ``canonical`` reader's piece of the whole body (its numbers have at most
     18 digits a run, so :func:`_exact_numbers` has nothing to refuse there). Exact: each piece decodes
     on its own as a list of values and each run is elements the caller knows, so together they are
-    the one way to read ``[body]``."""
+    the one way to read ``[body]``. A body that is decoded passes ``scan`` first (a canonical piece
+    holds none of what it looks for: see :func:`iter_json_chunks`)."""
     piece = canonical(body) if canonical is not None else None
     if piece is not None:
         yield index, piece
         return
+    if scan is not None:
+        scan.check(body)
     body = _exact_numbers(body)
     if skip_runs is None:
         yield index, _orjson.loads(b"[" + body + b"]")
@@ -242,29 +266,49 @@ def _c_path_safe(path: Path, key: str, scan_bytes: int = 16 << 20) -> bool:
     key is not a list. So the file must start with ``{"key": [``, hold that key once, and have no
     ``\\ud8..``-``\\udf..`` escape and no raw control byte but tab, CR and LF (regex scans, in C).
     """
-    quoted = json.dumps(key).encode()
-    head_pattern = re.compile(rb"\s*\{\s*" + re.escape(quoted) + rb"\s*:\s*\[")
-    key_pattern = re.compile(re.escape(quoted) + rb"\s*:")
-    # yajl also takes a vertical tab or form feed for whitespace; Python refuses every raw control byte
-    escaped_surrogate = re.compile(rb"\\[uU][dD][89a-fA-F]")
-    keys, tail = 0, b""
+    head_pattern = re.compile(rb"\s*\{\s*" + re.escape(json.dumps(key).encode()) + rb"\s*:\s*\[")
+    scan = _SafeScan(key)
     with rawfs.open_raw(path, "json") as handle:
         first = True
         while block := handle.read(scan_bytes):
-            data = tail + block
-            if first and not head_pattern.match(data):
+            if first and not head_pattern.match(block):
                 return False
             first = False
-            # bytes.translate / find run at memory speed; one regex with an alternation, ~60 MB/s
-            if data.translate(None, _NOT_CONTROL_BYTES) or _has_escaped_surrogate(data, escaped_surrogate):
+            if not scan.admits(block):
                 return False
-            # a match lying across two blocks is found once: count in the new part only (the quoted key
-            # looked for at memory speed first: the regex scan stops at every quote of the block)
-            keys += sum(1 for m in key_pattern.finditer(data) if m.end() > len(tail)) if quoted in data else 0
-            if keys > 1:
-                return False
-            tail = data[-64:]
-    return keys == 1
+    return scan.keys == 1
+
+
+_ESCAPED_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
+class _SafeScan:
+    """:func:`_c_path_safe`'s checks on a file's blocks, fed in order: no raw control byte but tab,
+    CR and LF (yajl takes a vertical tab or form feed for whitespace; Python refuses every raw
+    control byte), no escaped surrogate, the key once."""
+
+    def __init__(self, key: str):
+        self.quoted = json.dumps(key).encode()
+        self.key_pattern = re.compile(re.escape(self.quoted) + rb"\s*:")
+        self.keys, self.tail = 0, b""
+
+    def check(self, part: bytes) -> None:
+        """:meth:`admits` or :class:`_NotForC` (before the C reader decodes ``part``)."""
+        if not self.admits(part):
+            raise _NotForC("the file holds what only the Python reader reads exactly")
+
+    def admits(self, block: bytes) -> bool:
+        """False as soon as the file so far holds something the C readers may read otherwise."""
+        data = self.tail + block
+        # bytes.translate / find run at memory speed; one regex with an alternation, ~60 MB/s
+        if data.translate(None, _NOT_CONTROL_BYTES) or _has_escaped_surrogate(data, _ESCAPED_SURROGATE):
+            return False
+        # a match lying across two blocks is found once: count in the new part only (the quoted key
+        # looked for at memory speed first: the regex scan stops at every quote of the block)
+        if self.quoted in data:
+            self.keys += sum(1 for m in self.key_pattern.finditer(data) if m.end() > len(self.tail))
+        self.tail = data[-64:]
+        return self.keys <= 1
 
 
 _NOT_CONTROL_BYTES = bytes(b for b in range(256) if not (b < 0x20 and b not in (0x09, 0x0A, 0x0D)))

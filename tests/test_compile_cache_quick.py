@@ -9,8 +9,10 @@ nothing changed, and otherwise run the build, whose outputs must match a clean b
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -197,3 +199,32 @@ def test_a_no_change_build_imports_neither_converters_nor_stages(raw, tmp_path, 
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stdout.split())
     assert "decided from its stamp" in said and "HEAVY []" in said, said[-2000:]
+
+
+def test_an_upgraded_output_library_changes_the_code_versions(monkeypatch):
+    """A pyarrow (or Pillow, ...) upgrade writes other bytes (Parquet's created_by, decoding): every key built
+    on the code version (records, build, stamp) must change with it, without importing the library."""
+    from skyeye_data.compile import fingerprint
+
+    before = fingerprint.toolkit_version(), fingerprint.converter_version()
+    real = importlib.metadata.version
+
+    def upgraded(name: str) -> str:
+        return "999.0" if name == "pyarrow" else real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", upgraded)
+    assert fingerprint.library_versions()["pyarrow"] == "999.0"
+    after = fingerprint.toolkit_version(), fingerprint.converter_version()
+    assert after[0] != before[0] and after[1] != before[1]
+
+
+def test_every_runtime_dependency_is_keyed_or_named_console_only():
+    import tomllib
+
+    from skyeye_data.compile import fingerprint
+
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~\[; ]", spec, maxsplit=1)[0].lower() for spec in project["dependencies"]}
+    assert names <= set(fingerprint.OUTPUT_LIBRARIES) | set(fingerprint.CONSOLE_ONLY), names
+    assert set(fingerprint.library_versions()) == set(fingerprint.OUTPUT_LIBRARIES)
+    assert fingerprint.library_versions()["pyarrow"] is not None  # found by its metadata in this environment

@@ -1,4 +1,4 @@
-"""Fingerprints of what a build reads: the toolkit's code and the raw folders.
+"""Fingerprints of what a build reads: the toolkit's code, the libraries it writes with, and the raw folders.
 
 Standard library only: the no-change shortcut of ``skyeye build`` (:mod:`skyeye_data.compile.quick`)
 computes them before it imports the recipe model, the converters or the stages (their imports,
@@ -8,6 +8,7 @@ pyarrow, pydantic, PIL and PyAV among them, are most of a no-change rebuild's ti
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,25 @@ from typing import Iterable
 NOT_CONVERSION = ("skyeye_data.compile", "skyeye_data.review", "skyeye_data.evaluation", "skyeye_data.export",
                   "skyeye_data.synth", "skyeye_data.cli", "skyeye_data.console", "skyeye_data.preview")  # fmt: skip
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # skyeye_data/
+# installed libraries whose code shapes what a build writes (Parquet bytes and their ``created_by``, image
+# decoding and verification, parsing, validation): an upgrade of any of them rebuilds instead of reusing a
+# cache a clean build would no longer reproduce byte for byte. pyproject.toml's runtime dependencies are
+# each here or in CONSOLE_ONLY (tests/test_compile_cache_quick.py checks that).
+OUTPUT_LIBRARIES = ("pyarrow", "pandas", "datasets", "numpy", "pydantic", "pydantic-core", "pillow", "av",
+                    "defusedxml", "pyyaml", "ijson", "orjson")  # fmt: skip
+CONSOLE_ONLY = ("typer", "rich")  # what the terminal shows, not what is written
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed version of each of :data:`OUTPUT_LIBRARIES` (None: not installed), from its metadata
+    only: nothing is imported (the no-change shortcut runs before pyarrow or PIL is)."""
+    versions: dict[str, str | None] = {}
+    for name in OUTPUT_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def _code_version(include) -> str:
@@ -27,16 +47,19 @@ def _code_version(include) -> str:
         if include(module.removesuffix(".__init__")):
             digest.update(f"{module}\0".encode() + path.read_bytes() + b"\0")
     digest.update(sys.version.encode())
+    digest.update(repr(sorted(library_versions().items())).encode())
     return digest.hexdigest()
 
 
 def converter_version() -> str:
-    """The source of every toolkit module a conversion can run (converters, schema, guarded input, ...)."""
+    """The source of every toolkit module a conversion can run (converters, schema, guarded input, ...),
+    the Python version and :func:`library_versions`."""
     return _code_version(lambda m: not any(m == p or m.startswith(p + ".") for p in NOT_CONVERSION))
 
 
 def toolkit_version() -> str:
-    """The source of the whole toolkit (a build's output can depend on any of it)."""
+    """The source of the whole toolkit (a build's output can depend on any of it), the Python version and
+    :func:`library_versions`."""
     return _code_version(lambda m: True)
 
 

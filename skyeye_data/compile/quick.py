@@ -6,7 +6,7 @@ PIL, PyAV: most of a no-change rebuild's seconds). The **stamp** (``CACHE/stamp.
 every build and verify that used the cache, keys the same decision on what that key is made of:
 
 * the **command key**: the recipe file's bytes, the working directory (a relative ``review.ledger``
-  or raw root is read from it), the resolved raw root, the command's options and the toolkit's code
+  or raw root is read from it), the resolved raw root, the command's options and the toolkit's code and libraries
   (:func:`~skyeye_data.compile.fingerprint.toolkit_version`). Same bytes and same code parse to the
   same recipe: its fingerprint, sources, raw folders, converter options and ledger path;
 * what the build **looked at** given that recipe: every raw folder whose presence it tested (each

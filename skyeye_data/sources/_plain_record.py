@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from skyeye_data.rawfs import current_limits
-from skyeye_data.schema import SPLITS, Provenance, VQARecord
+from skyeye_data.schema import SPLITS, Provenance, VQARecord, unvalidated
 from skyeye_data.textguard import safe_text
 
 _IDENTITY_TEXT = ("source", "record_id", "image_path", "image_key", "image_sha256")
@@ -50,12 +50,7 @@ def _trusted(model: type[BaseModel], values: dict[str, Any]) -> Any:
     data = {}
     for name, default, factory in _DEFAULTS[model]:
         data[name] = values[name] if name in values else factory() if factory is not None else default
-    record = model.__new__(model)
-    object.__setattr__(record, "__dict__", data)
-    object.__setattr__(record, "__pydantic_fields_set__", set(values))
-    object.__setattr__(record, "__pydantic_extra__", None)
-    object.__setattr__(record, "__pydantic_private__", None)
-    return record
+    return unvalidated(model, data, set(values))
 
 
 # field order, default and default factory of the models _trusted builds (model_post_init: none)

@@ -79,7 +79,7 @@ from skyeye_data.sources.base import (
 )
 from skyeye_data.sources.folder_probe import FolderProbe
 from skyeye_data.sources._plain_record import plain_vqa_record
-from skyeye_data.sources._rsvqa_rows import INACTIVE_QUESTION, RsvqaAnswer, answer_elements, is_stub, read_question_rows
+from skyeye_data.sources._rsvqa_rows import INACTIVE_QUESTION, RsvqaAnswer, answer_elements, every_owner_known, is_stub, read_question_rows
 from skyeye_data.sources.row_block import VqaRowBlock
 
 def _is_int(value: Any) -> bool:
@@ -360,7 +360,9 @@ class RsvqaSource(SourceConverter):
 
     def _orphan_answers(self, files, answers, question_ids, state) -> Iterator[Rejected]:
         name = self.file_name(files.tag, "answers")
-        # type() is int: _is_int for JSON values (no int subclass but bool); one pass, a million answers
+        if every_owner_known(answers, question_ids):  # a million answers: the loop only when one has no owner
+            return
+        # type() is int: _is_int for JSON values (no int subclass but bool)
         orphans = [(answer_id, answer) for answer_id, answer in answers.items()
                    if type(answer.question_id) is not int or answer.question_id not in question_ids]  # fmt: skip
         for answer_id, answer in orphans:

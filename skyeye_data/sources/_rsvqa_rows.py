@@ -22,22 +22,27 @@ A chunk in the authors' one form (:mod:`skyeye_data.sources._rsvqa_text`: the re
 paper-scale corpus) is never decoded into dicts: :func:`_piece_rows` makes the same checks on the
 fields' text (and rejects a withdrawn question as ``_question`` does, the 59k of RSVQA-HR), and
 decodes with orjson only the elements it hands to ``_question``; :func:`_piece_answers` fills the
-answer index the same way.
+answer index the same way, with each answer's fast-path text worked out once
+(:attr:`RsvqaAnswer.plain`). :func:`_piece_rows` takes a piece column by column (each image's
+facts once per piece) when no question's fate depends on another's (every id new to the file, each
+question with one answer id), else question by question (:func:`_piece_rows_each`); both make the
+same decisions (``tests/test_sources_rsvqa_bulk.py``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import compress
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Iterator
 
-from skyeye_data.json_stream import excerpt_of, iter_json_chunks
+from skyeye_data.json_stream import iter_json_chunks
 from skyeye_data.rawfs import current_limits
 from skyeye_data.sources.base import ImageInfo, Rejected
 from skyeye_data.sources.row_block import VqaRowBlock
-from skyeye_data.sources._rsvqa_text import CanonicalPiece, answer_piece, decode, question_piece
+from skyeye_data.sources._rsvqa_padding import padding_runs
+from skyeye_data.sources._rsvqa_text import CanonicalPiece, answer_piece, decode, question_excerpt, question_piece
 from skyeye_data.textguard import safe_text
 
 BLOCK_ROWS = 16384  # rows per yielded block (memory: a few MB of Python strings)
@@ -98,11 +103,7 @@ def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answe
                                         seen[qid] = index
                                         add((f"{record_prefix}{qid}", fields, text, answer_text, qtype or None, index))
                                         continue
-                for item in source._question(raw_dir, files, state, index, question, answers, seen, missing_answers) or ():
-                    if isinstance(item, Rejected):
-                        yield item
-                    else:
-                        block.add_record(item)
+                yield from _exact_path(source, raw_dir, files, state, index, question, answers, seen, missing_answers, block)
             if block.rows >= BLOCK_ROWS:
                 yield block
                 block = VqaRowBlock(source.name, files.split, files.subset, raw_file)
@@ -117,11 +118,99 @@ def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answe
 def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, piece: CanonicalPiece, answers: dict,
                seen: dict, question_ids: set, missing_answers: str | None, block: VqaRowBlock, media: "_ImageMedia",
                cap: int) -> Iterator[Rejected]:  # fmt: skip
-    """The loop of :func:`read_question_rows` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`):
-    the same checks on the fields' text (printable ASCII by the pattern: nothing for textguard to do),
-    rows into ``block``; a withdrawn question that passes every check before ``active`` is rejected
-    here as ``_question`` rejects it; every other element is decoded and judged by ``_question`` at
-    its place."""
+    """The loop of :func:`read_question_rows` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`),
+    column by column: the element rows' indexes, ids and answers in C-level passes, each image's facts
+    once, then one short step per question. A piece that needs the question-by-question order of
+    ``seen`` (an id met before in the file, or twice in it), or whose answers cannot all be looked up the plain way
+    (no answers file, an empty or multi-answer ``answers_ids``), goes to :func:`_piece_rows_each`,
+    which makes the same decisions one question at a time."""
+    rows, indexes = _element_rows(piece, index)
+    if not rows:
+        return
+    elements, qid_texts, img_texts, type_texts, texts, answer_texts, actives, _ = zip(*rows)
+    qids = list(map(int, qid_texts))
+    known = len(question_ids)
+    question_ids.update(qids)
+    # every id new to the file (``seen`` is a part of question_ids): no question's fate hangs on another's
+    if len(question_ids) - known != len(qids) or missing_answers is not None \
+            or b"" in answer_texts or b"," in b" ".join(answer_texts):  # fmt: skip
+        yield from _piece_rows_each(source, raw_dir, files, state, index, piece, answers, seen, missing_answers,
+                                    block, media, cap)  # fmt: skip
+        return
+    tag, homes, active_in, prefix = files.tag, state.homes, state.active_in, f"{source.name}:"
+    images = {}  # image id text -> _OTHER_SPLIT, its media fields (alone in this split), or None (the exact path)
+    for img_text in dict.fromkeys(img_texts):  # file order: the media of the last image is remembered
+        image = int(img_text)
+        home = homes.get(image)
+        if home is not None and home != tag:
+            images[img_text] = _OTHER_SPLIT  # another split's question: converted while reading that split's files
+        elif home is not None and len(active_in[image]) == 1:
+            images[img_text] = media.fields if image == media.img_id else media.of(image)
+        else:
+            images[img_text] = None
+    name = source.file_name(files.tag, "questions")
+    add, kinds = block.items.append, {}  # kinds: a type's text -> its question_type (None for ""), or _TOO_LONG
+    for element, qid, fields, answer, text, qtype, active, at in zip(elements, qids, map(images.__getitem__, img_texts),
+                                                                    map(answers.get, map(int, answer_texts)), texts,
+                                                                    type_texts, actives, indexes):  # fmt: skip
+        if fields is _OTHER_SPLIT:
+            continue
+        if fields is not None:
+            if active == b"true":
+                # RsvqaAnswer.plain: the answer is active, printable ASCII text, non-blank and within the cap
+                if answer is not None and answer.question_id == qid and (answer_text := answer.plain) is not None:
+                    question, kind = text.decode().strip(), kinds.get(qtype, _TOO_LONG)
+                    if kind is _TOO_LONG and len(qtype) <= cap:
+                        kind = kinds[qtype] = qtype.decode() or None
+                    if question and len(question) <= cap and kind is not _TOO_LONG:
+                        seen[qid] = at
+                        add((prefix + str(qid), fields, question, answer_text, kind, at))
+                        continue
+            elif text.strip():  # RSVQA-HR: 59k withdrawn questions
+                seen[qid] = at
+                yield Rejected(name, INACTIVE_QUESTION, raw_index=at, excerpt=question_excerpt(element), deliberate=True)
+                continue
+        yield from _exact_path(source, raw_dir, files, state, at, decode(element), answers, seen, missing_answers, block)
+
+
+_OTHER_SPLIT, _TOO_LONG = object(), object()
+
+
+def _exact_path(source: Any, raw_dir: Path, files: Any, state: Any, index: int, question: Any, answers: dict,
+                seen: dict, missing_answers: str | None, block: VqaRowBlock) -> Iterator[Rejected]:  # fmt: skip
+    """``_question``'s items for one element at its place: its rejections yielded, its record into ``block``."""
+    for item in source._question(raw_dir, files, state, index, question, answers, seen, missing_answers) or ():
+        if isinstance(item, Rejected):
+            yield item
+        else:
+            block.add_record(item)
+
+
+def _element_rows(piece: CanonicalPiece, index: int) -> tuple[list[tuple[bytes, ...]], Any]:
+    """The element rows of ``piece`` (its stub runs left out) and each one's index in the file, the
+    first element or run being at ``index`` (a run of n stubs takes n indexes)."""
+    rows = piece.rows
+    if not piece.stubs:
+        return rows, range(index, index + len(rows))
+    runs = list(map(_RUN, rows))
+    elements, indexes, last = [], [], 0
+    for at in compress(range(len(rows)), runs):  # the few stub-run rows: the elements between them at once
+        elements += rows[last:at]
+        indexes += range(index, index + at - last)
+        index += at - last + runs[at].count(b"{")  # a stub's text has one '{'
+        last = at + 1
+    elements += rows[last:]
+    indexes += range(index, index + len(rows) - last)
+    return elements, indexes
+
+
+def _piece_rows_each(source: Any, raw_dir: Path, files: Any, state: Any, index: int, piece: CanonicalPiece,
+                     answers: dict, seen: dict, missing_answers: str | None, block: VqaRowBlock,
+                     media: "_ImageMedia", cap: int) -> Iterator[Rejected]:  # fmt: skip
+    """:func:`_piece_rows` one question at a time (``question_ids`` is filled by the caller): the same
+    checks on the fields' text (printable ASCII by the pattern: nothing for textguard to do), rows
+    into ``block``; a withdrawn question that passes every check before ``active`` is rejected here
+    as ``_question`` rejects it; every other element is decoded and judged by ``_question`` at its place."""
     tag, homes, active_in, prefix = files.tag, state.homes, state.active_in, f"{source.name}:"
     name = source.file_name(files.tag, "questions")
     add = block.items.append
@@ -131,7 +220,6 @@ def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, 
             index += run.count(b"{")  # padding stubs: no raw record here
             continue
         qid = int(qid)
-        question_ids.add(qid)
         if img_id != last_image:
             last_image, image = img_id, int(img_id)
             home = homes.get(image)
@@ -142,10 +230,9 @@ def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, 
         if alone and qid not in seen:
             if active == b"true" and missing_answers is None and answer_ids and b"," not in answer_ids:
                 answer = answers.get(int(answer_ids))
-                if answer is not None and answer.question_id == qid and answer.active is True and type(answer.text) is str \
-                        and answer.text.isascii() and answer.text.isprintable():  # fmt: skip
-                    question, answer_text, kind = text.decode().strip(), answer.text.strip(), qtype.decode()
-                    if question and answer_text and len(question) <= cap and len(answer_text) <= cap and len(kind) <= cap:
+                if answer is not None and answer.question_id == qid and (answer_text := answer.plain) is not None:
+                    question, kind = text.decode().strip(), qtype.decode()
+                    if question and len(question) <= cap and len(kind) <= cap:
                         fields = media.fields if image == media.img_id else media.of(image)
                         if fields is not None:
                             seen[qid] = index
@@ -154,14 +241,10 @@ def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, 
                             continue
             elif active == b"false" and text.strip():  # RSVQA-HR: 59k withdrawn questions
                 seen[qid] = index
-                yield Rejected(name, INACTIVE_QUESTION, raw_index=index, excerpt=excerpt_of(decode(element)), deliberate=True)
+                yield Rejected(name, INACTIVE_QUESTION, raw_index=index, excerpt=question_excerpt(element), deliberate=True)
                 index += 1
                 continue
-        for item in source._question(raw_dir, files, state, index, decode(element), answers, seen, missing_answers) or ():
-            if isinstance(item, Rejected):
-                yield item
-            else:
-                block.add_record(item)
+        yield from _exact_path(source, raw_dir, files, state, index, decode(element), answers, seen, missing_answers, block)
         index += 1
 
 
@@ -208,96 +291,73 @@ def is_stub(value: Any) -> bool:
 
 @dataclass(slots=True)
 class RsvqaAnswer:
+    """One answer of the answers file."""
+
     index: int
     question_id: Any
     text: Any
     active: Any
+    # ``text.strip()`` when the answer can take the fast path (active, printable ASCII text, non-blank
+    # and within input.max_text_chars: :func:`plain_answer`), else None
+    plain: str | None = None
+
+
+def every_owner_known(answers: dict, question_ids: set) -> bool:
+    """True when every answer names a question of ``question_ids`` with an integer (``type() is int``):
+    two passes in C over RSVQA-HR's million answers instead of a loop."""
+    owners = list(map(_QUESTION_ID, answers.values()))
+    return set(map(type, owners)) <= {int} and question_ids.issuperset(owners)
+
+
+_QUESTION_ID = attrgetter("question_id")
+
+
+def plain_answer(text: Any, active: Any, cap: int) -> str | None:
+    """:attr:`RsvqaAnswer.plain` of an answer with this ``text`` and ``active``."""
+    if active is True and type(text) is str and text.isascii() and text.isprintable():
+        stripped = text.strip()
+        return stripped if stripped and len(stripped) <= cap else None
+    return None
 
 
 def answer_elements(path: Path, answers: dict) -> Iterator[tuple[int, Any]]:
     """The answers file's elements but the stubs, with a plain answer (a dict with a new integer
     ``id``) put straight into ``answers``: a million of them in RSVQA-HR (the rest is yielded for
     ``_read_answers`` to judge)."""
+    cap = current_limits().max_text_chars
     for start, elements in iter_json_chunks(path, "answers", skip_runs=padding_runs, canonical=answer_piece):
         if isinstance(elements, CanonicalPiece):
-            yield from _piece_answers(start, elements, answers)
+            yield from _piece_answers(start, elements, answers, cap)
             continue
         for index, answer in without_stubs(start, elements):
             if type(answer) is dict:
                 answer_id = answer.get("id")
                 if type(answer_id) is int and answer_id not in answers:
-                    answers[answer_id] = RsvqaAnswer(index, answer.get("question_id"), answer.get("answer"), answer.get("active", True))
+                    text, active = answer.get("answer"), answer.get("active", True)
+                    answers[answer_id] = RsvqaAnswer(index, answer.get("question_id"), text, active, plain_answer(text, active, cap))
                     continue
             yield index, answer
 
 
-def _piece_answers(index: int, piece: CanonicalPiece, answers: dict) -> Iterator[tuple[int, Any]]:
-    """:func:`answer_elements` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`)."""
+def _piece_answers(index: int, piece: CanonicalPiece, answers: dict, cap: int) -> Iterator[tuple[int, Any]]:
+    """:func:`answer_elements` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`): the
+    text is printable ASCII (the pattern), so :func:`plain_answer` is decided by ``active`` and the
+    stripped text alone."""
     for element, answer_id, question_id, text, active, run in piece.rows:
         if run:
             index += run.count(b"{")
             continue
         answer_id = int(answer_id)
         if answer_id not in answers:
-            answers[answer_id] = RsvqaAnswer(index, int(question_id), text.decode(), active == b"true")
+            text = text.decode()
+            if active == b"true":
+                plain = text.strip()
+                answers[answer_id] = RsvqaAnswer(index, int(question_id), text, True, plain if plain and len(plain) <= cap else None)
+            else:
+                answers[answer_id] = RsvqaAnswer(index, int(question_id), text, False)
         else:
             yield index, decode(element)
         index += 1
 
 
-# Splits.py writes its padding with json.dump: '{"id": N, "active": false}' joined by ", ", the ids
-# of a gap consecutive (a record's id is its list index). A run of them is checked byte for byte
-# against that text and left undecoded (RSVQA-HR: 6.8 million stubs, most of its elements).
-_PAD_HINT = b', "active": false}, {"id": '  # an element ending like a stub, then one starting like one
-_PAD_FIRST = re.compile(rb'\{"id": (0|[1-9][0-9]{0,17}), "active": false\}, ')
-
-
-def padding_runs(text: bytes, pos: int) -> tuple[int, int, int] | None:
-    """The next run of padding stubs at or after ``pos`` (``skip_runs`` of
-    :func:`~skyeye_data.json_stream.iter_json_chunks`): ``(start, end, count)``, or None."""
-    while (hint := text.find(_PAD_HINT, pos)) >= 0:
-        start = hint + len(b', "active": false}, ')
-        first = _PAD_FIRST.match(text, start)
-        if first is None:
-            pos = start
-            continue
-        first_id = int(first.group(1))
-        # a lone stub (one format to tell) and a short run are decoded as usual
-        if text.startswith(b'{"id": %d, "active": false}, ' % (first_id + 1), first.end()) \
-                and text.startswith(_stub_text(first_id, MIN_RUN)[0], start):  # fmt: skip
-            count, end = _consecutive_stubs(text, start, first_id)
-            return start, end, count
-        pos = start
-    return None
-
-
-MIN_RUN = 8
-
-
-def _stub_text(first_id: int, count: int) -> tuple[bytes, list[str]]:
-    """The text of ``count`` stubs from ``first_id`` on (each with its ", "), and their ids as text."""
-    ids = list(map(str, range(first_id, first_id + count)))
-    return ('{"id": ' + ', "active": false}, {"id": '.join(ids) + ', "active": false}, ').encode(), ids
-
-
-_STUB_CHARS = len('{"id": , "active": false}, ')  # a stub's text but its id
-
-
-def _consecutive_stubs(text: bytes, pos: int, first_id: int) -> tuple[int, int]:
-    """How many stubs with ids ``first_id, first_id + 1, ...`` (each followed by ", ") start at
-    ``pos``, and where they end: compared with their text in growing blocks, the last one bisected."""
-    count, size = 0, 64
-    while True:
-        expected, ids = _stub_text(first_id + count, size)
-        if text.startswith(expected, pos):
-            count, pos, size = count + size, pos + len(expected), min(size * 2, 8192)
-            continue
-        ends = list(accumulate(len(i) + _STUB_CHARS for i in ids))
-        matched, unmatched = 0, size  # the first `matched` parts are there, all `size` are not
-        while unmatched - matched > 1:
-            middle = (matched + unmatched) // 2
-            if text.startswith(expected[: ends[middle - 1]], pos):
-                matched = middle
-            else:
-                unmatched = middle
-        return count + matched, pos + (ends[matched - 1] if matched else 0)
+_RUN = itemgetter(-1)  # a row's stub-run text (b"" for an element)

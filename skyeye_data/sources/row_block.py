@@ -14,6 +14,7 @@ values :func:`skyeye_data.sources._plain_record.plain_vqa_record` would store), 
 
 from __future__ import annotations
 
+from itertools import chain, groupby, repeat
 from typing import Any
 
 import pyarrow as pa
@@ -109,14 +110,13 @@ class VqaRowBlock:
 def _runs(media: list[tuple]) -> tuple[list[tuple], pa.Array]:
     """The media tuples of a block once per run (the rows of one image share one tuple) and each row's
     run: the media columns are built from the ~100x fewer runs and taken per row (the same values;
-    converting them per row was most of ``to_table``)."""
-    images, rows, last = [], [], None
-    for value in media:
-        if value is not last:
-            images.append(value)
-            last = value
-        rows.append(len(images) - 1)
-    return images, pa.array(rows, pa.int32())
+    converting them per row was most of ``to_table``). A run is equal tuples in a row (groupby), and
+    the row numbers are made in C from the run lengths."""
+    images, lengths = [], []
+    for value, rows in groupby(media):
+        images.append(value)
+        lengths.append(sum(1 for _ in rows))
+    return images, pa.array(list(chain.from_iterable(map(repeat, range(len(images)), lengths))), pa.int32())
 
 
 def _repeated(value: Any, n: int, type_: pa.DataType) -> pa.Array:
