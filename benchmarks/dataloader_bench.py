@@ -41,7 +41,15 @@ set up as the trainer's (``train.make_loader``): persistent workers, prefetch 4,
 GPU is present (``--pin-memory`` forces it). Both sides get the same loader settings; LLaVA's own
 ``DataCollatorForSupervisedDataset`` would ``torch.stack`` its float32 images in private memory (one more
 copy into shared memory on the way out of a worker), our collator writes them into shared memory: that
-favours LLaVA's side, as does the fast tokenizer (LLaVA loads Llama's with ``use_fast=False``). The
+favours LLaVA's side, as does the fast tokenizer (LLaVA loads Llama's with ``use_fast=False``). So
+does the worker's recycling of image buffers (``skyeye_model.shared_batch.BufferPool``, the fix for 1
+worker running slower than 0: a fresh shared-memory buffer per batch cost ~0.8 ms of page faults per
+448 px image), which LLaVA's side gets too through our collator. Nothing else of a worker's set-up is
+ours on either side: no ``worker_init_fn`` and torch's default of one intra-op thread per worker, as in
+LLaVA, which builds its loader with the Hugging Face ``Trainer``'s ``get_train_dataloader``
+(haotian-liu/LLaVA ``llava/train/train.py``: ``LLaVATrainer`` over ``make_supervised_data_module``;
+``llava/train/llava_trainer.py`` overrides only ``_get_train_sampler``; ``scripts/v1_5/finetune.sh``:
+``--dataloader_num_workers 4``). The
 synthetic samples share one conversation, so our template's token memo always hits (real captions differ:
 a few tokenizer calls more per sample on our side); ``--root`` on a real build measures that too.
 """

@@ -128,7 +128,8 @@ def save_checkpoint(
     """Write ``checkpoint-<step>`` (all ranks call this); returns its final path."""
     final = Path(output_dir) / checkpoint_name(state.step)
     tmp = final.with_name(f".{final.name}.tmp")
-    trainable = gather_trainable(model)  # a collective under FSDP: before any rank-0-only work
+    # a collective under FSDP and ZeRO-3 (DeepSpeedOptimizer.gather_trainable): before any rank-0-only work
+    trainable = optimizer.gather_trainable(model) if hasattr(optimizer, "gather_trainable") else gather_trainable(model)
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

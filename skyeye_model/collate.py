@@ -18,7 +18,7 @@ from typing import Literal, Optional
 import numpy as np
 import torch
 
-from skyeye_model.shared_batch import whole_buffer, worker_empty
+from skyeye_model.shared_batch import handoff, received, whole_buffer, worker_buffer, worker_empty
 from skyeye_model.template import IGNORE_INDEX
 
 
@@ -53,13 +53,18 @@ class Batch:
         if storage.device.type == "cpu" and all(t.is_contiguous() and t.untyped_storage().data_ptr() == storage.data_ptr() for t in tensors):
             arena = torch.empty(0, dtype=torch.uint8).set_(storage)
             layout = [(t.dtype, t.storage_offset() * t.element_size(), tuple(t.shape)) for t in tensors]
-            return rebuild_batch, (arena, layout, self.pixel_values, self.ids, self.weights)
-        return Batch, tuple(getattr(self, f.name) for f in fields(self))
+            return rebuild_batch, (arena, layout, handoff(self.pixel_values), self.ids, self.weights)
+        return rebuild_unshared, (tuple(getattr(self, f.name) for f in fields(self) if f.name != "pixel_values"), handoff(self.pixel_values))
 
 
-def rebuild_batch(arena: torch.Tensor, layout: list, pixel_values: torch.Tensor, ids: list[str], weights: list[float]) -> Batch:
+def rebuild_batch(arena: torch.Tensor, layout: list, pixels: tuple, ids: list[str], weights: list[float]) -> Batch:
     tensors = [arena[start : start + math.prod(shape) * dtype.itemsize].view(dtype).view(shape) for dtype, start, shape in layout]
-    return Batch(*tensors[:4], pixel_values=pixel_values, ids=ids, weights=weights, position_ids=tensors[4] if len(tensors) > 4 else None)
+    return Batch(*tensors[:4], pixel_values=received(*pixels), ids=ids, weights=weights, position_ids=tensors[4] if len(tensors) > 4 else None)
+
+
+def rebuild_unshared(values: tuple, pixels: tuple) -> Batch:
+    names = [f.name for f in fields(Batch) if f.name != "pixel_values"]
+    return Batch(**dict(zip(names, values)), pixel_values=received(*pixels))
 
 
 def token_tensors(rows: int, width: int, longs: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -106,14 +111,15 @@ def concat_images(images: list[torch.Tensor]) -> torch.Tensor:
     intra-op thread pool, which on a busy machine costs ~85 ms for 8 images of 448 px (measured) against
     ~1 ms here. Images decoded into one batch buffer already (``SampleDataset.__getitems__``) are not copied.
 
-    In a dataloader worker the batch is written straight into shared memory (``worker_empty``): otherwise
-    sending it to the main process copies the whole pixel batch (4.8 MB for 8 images of 448 px) once more."""
+    In a dataloader worker the batch is written straight into shared memory, a recycled buffer
+    (``worker_buffer``): otherwise sending it to the main process copies the whole pixel batch (4.8 MB for
+    8 images of 448 px) once more."""
     if not images:
         return torch.zeros(0, dtype=torch.uint8)
     whole = whole_buffer(images)
     if whole is not None:
         return whole
-    out = worker_empty((sum(len(image) for image in images), *images[0].shape[1:]), images[0].dtype)
+    out = worker_buffer((sum(len(image) for image in images), *images[0].shape[1:]), images[0].dtype)
     np.concatenate([image.numpy() for image in images], out=out.numpy())
     return out
 

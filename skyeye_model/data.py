@@ -25,7 +25,7 @@ import torch
 from skyeye_model.decode import decode_frames
 from skyeye_model.images import ImageIndex, ImageStore
 from skyeye_model.sampler import PlanItem
-from skyeye_model.shared_batch import worker_empty
+from skyeye_model.shared_batch import worker_buffer
 from skyeye_model.template import ChatTemplate, Encoded, conversation_turns
 
 SAMPLE_COLUMNS = ["id", "source", "task", "image_ids", "conversation"]
@@ -230,10 +230,11 @@ class SampleDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, items: list) -> list[EncodedSample]:
         """A batch at once (torch's fetcher calls this when it exists): every image is decoded straight into
-        one batch buffer, in shared memory in a worker (``shared_batch``), which the collator passes on as
-        it is: no per-sample allocation, no copy into the batch, one storage to send."""
+        one batch buffer, in shared memory in a worker (``shared_batch``: a buffer the main process is done
+        with), which the collator passes on as it is: no per-sample allocation, no copy into the batch, one
+        storage to send."""
         encoded = [self._encode(item) for item in items]
-        frames = worker_empty((sum(len(e[2]) for e in encoded), self.image_size, self.image_size, 3), torch.uint8)
+        frames = worker_buffer((sum(len(e[2]) for e in encoded), self.image_size, self.image_size, 3), torch.uint8)
         samples, start = [], 0
         for row, tokens, image_ids, weight in encoded:
             slot = frames[start : start + len(image_ids)]

@@ -7,7 +7,8 @@
 Every part is loaded from a local directory with ``from_pretrained``: CLIP and SigLIP towers through
 transformers (SigLIP has no CLS token; CLIP's is dropped), EVA-CLIP through timm (a directory in
 timm's hub layout: ``config.json`` with an ``architecture`` key and ``model_args``, and
-``model.safetensors``; timm's prefix tokens are dropped). Towers trained at another resolution get
+``model.safetensors``, memory-mapped into a model built on the meta device: ``timm_tower``; timm's
+prefix tokens are dropped). Towers trained at another resolution get
 their position embeddings interpolated to ``image_size``.
 """
 
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from skyeye_model import eva_minigptv2
+from skyeye_model import eva_minigptv2, timm_tower
 from skyeye_model.collate import Batch
 from skyeye_model.config import ModelConfig
 from skyeye_model.strategy import full_tensor
@@ -100,24 +101,8 @@ class VisionTower(nn.Module):
         self.interpolate = self.encoder.config.image_size != self.image_size
 
     def _load_timm(self, path: Path, dtype: torch.dtype) -> None:
-        try:
-            import timm
-        except ImportError as error:
-            raise ImportError("EVA-CLIP towers need timm: pip install -e '.[train]' (see docs/training.md)") from error
-        config = read_json(path / "config.json")
-        weights = next((path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).exists()), None)
-        if weights is None:
-            raise FileNotFoundError(f"{path} has neither model.safetensors nor pytorch_model.bin")
-        # timm's hub layout: the architecture's constructor arguments (depth, width, ...) are in model_args.
-        # The weights come from the file only (no hub); a classifier head in the file is dropped (num_classes 0).
-        overlay = {"file": str(weights), "num_classes": config.get("num_classes", config.get("pretrained_cfg", {}).get("num_classes", 0))}
-        arguments = {**config.get("model_args", {}), "img_size": self.image_size, "num_classes": 0}
-        self.encoder = timm.create_model(
-            config["architecture"],
-            pretrained=True,
-            pretrained_cfg_overlay=overlay,
-            **arguments,  # img_size: timm resamples the position embeddings to this size
-        ).to(dtype)
+        # built on the meta device and given the file's memory-mapped tensors (see timm_tower)
+        self.encoder = timm_tower.open_timm_tower(path, self.image_size, dtype)
         self.hidden_size = self.encoder.num_features
         self.prefix_tokens = self.encoder.num_prefix_tokens  # CLS (+ register tokens), dropped in forward
         self.interpolate = False

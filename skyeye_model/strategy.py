@@ -15,8 +15,9 @@ silently dropped:
   reduce. Runs on GPUs (NCCL) and on CPU (gloo). Accelerate's own FSDP path is not used because it does
   not exist for CPU processes (``Accelerator(cpu=True)`` falls back to DDP).
 - ``distributed_type: DEEPSPEED`` → a DeepSpeed engine with the ZeRO config accelerate's ``DeepSpeedPlugin``
-  builds from it (stages 0-2; :mod:`skyeye_model.deepspeed_engine`); refused with a message when
-  ``deepspeed`` is not installed (it is optional: ``pip install deepspeed``) or for ZeRO stage 3.
+  builds from it (stages 0-3; under stage 3 the frozen tower and LLM are partitioned too, trainable weights
+  gathered for checkpoints, ``zero3_init_flag`` honoured: :mod:`skyeye_model.deepspeed_engine`); refused with
+  a message when ``deepspeed`` is not installed (it is optional: ``pip install deepspeed``).
 - otherwise, with several processes, DDP.
 """
 

@@ -1,5 +1,5 @@
 """The training loop: single process, or one process per device under ``torchrun`` / ``accelerate launch``
-(DDP, or FSDP2 when an accelerate config asks for it: see ``strategy``).
+(DDP, or FSDP2 / DeepSpeed ZeRO 0-3 when an accelerate config asks for it: see ``strategy``).
 
 One optimizer step = ``grad_accum`` micro-batches of ``batch_size`` samples on every rank. AdamW with
 weight decay on the weight matrices only (not on biases or norms), a linear warmup then a cosine
@@ -26,7 +26,7 @@ from skyeye_model.checkpoint import TrainerState, latest_checkpoint, load_traini
 from skyeye_model.collate import Collator, PackingCollator
 from skyeye_model.config import TrainConfig
 from skyeye_model.data import SampleDataset, length_report_lines
-from skyeye_model.deepspeed_engine import start_engine
+from skyeye_model.deepspeed_engine import check_zero3_batch, start_engine, zero3_loading
 from skyeye_model.images import training_images
 from skyeye_model.model import SkyEyeGPT, build_model, pad_id, resolved_precision
 from skyeye_model.sampler import MixtureSampler
@@ -155,7 +155,10 @@ class Trainer:
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.strategy = resolve_strategy(resolved_precision(config.model.precision), self.dist.world_size)
         checkpoint = self._resume_checkpoint(resume) if resume else None
-        self.model = build_model(config.model, init_adapter=checkpoint or config.init_adapter, device=self.dist.device).to(self.dist.device)
+        # ZeRO-3 with zero3_init_flag: transformers loads the LLM (and a CLIP/SigLIP tower) partitioned; kept alive
+        self.zero3_loading = zero3_loading(config, self.dist.world_size) if self.strategy.kind == "deepspeed" else None
+        placement = None if self.zero3_loading else self.dist.device  # zero.Init puts each partition on the device itself
+        self.model = build_model(config.model, init_adapter=checkpoint or config.init_adapter, device=placement).to(self.dist.device)
         self.dataset = open_dataset(config, self.model)
         if self.dist.is_main:  # before the first step: how it runs, and what the length policy cut or left out, per source
             strategy = f"{self.strategy.kind} over {self.dist.world_size} process(es), mixed precision {self.strategy.mixed_precision}"
@@ -252,6 +255,8 @@ class Trainer:
     def _forward_backward(self, batch, sync: bool) -> float:
         # DDP / FSDP reduce gradients only on the last micro-batch of an accumulation.
         if self.engine is not None:  # DeepSpeed: its reduction and step follow the trainer's step boundaries
+            if self.engine.zero_optimization_partition_weights():
+                check_zero3_batch(batch)
             self.engine.set_gradient_accumulation_boundary(sync)
             with self.autocast:
                 loss, _ = self.engine(batch.to(self.dist.device))

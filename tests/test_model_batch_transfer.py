@@ -71,3 +71,51 @@ def test_a_batch_pickles_to_equal_tensors(dataset):
     for collator in (Collator(0), PackingCollator(0, pack_length=96)):
         batch = collator([dataset[i] for i in range(4)])
         assert_same(pickle.loads(pickle.dumps(batch)), batch)
+
+
+def shm_inode(tensor) -> int:
+    """The shared-memory file behind a tensor received from a worker (torch keeps its descriptor)."""
+    return os.fstat(tensor.untyped_storage()._share_fd_cpu_()[0]).st_ino
+
+
+def test_a_worker_reuses_image_buffers_the_consumer_dropped_and_never_one_it_keeps(dataset):
+    """Recycled buffers (``shared_batch.BufferPool``): 4 epochs of 5 batches from one persistent worker,
+    every sixth batch kept to the end. The kept ones still hold their own pixels; the dropped ones'
+    buffers came back (far fewer shared-memory files than batches)."""
+    expected = batches(dataset, Collator(0), 0)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=4, sampler=list(range(len(dataset))), collate_fn=Collator(0), num_workers=1, persistent_workers=True
+    )
+    kept, dropped_files, seen = [], set(), 0
+    for _ in range(4):
+        for index, batch in enumerate(loader):
+            assert_same(batch, expected[index])
+            if seen % 6 == 1:
+                kept.append((index, batch))
+            else:
+                dropped_files.add(shm_inode(batch.pixel_values))
+            seen += 1
+            del batch
+    assert seen == 20
+    for index, batch in kept:  # nothing wrote into a buffer while the consumer held it
+        assert_same(batch, expected[index])
+    assert len({shm_inode(batch.pixel_values) for _, batch in kept}) == len(kept)  # each its own
+    assert len(kept) == 4 and len(dropped_files) <= 6  # 16 dropped: a few buffers (of 4 or 3 images) went round
+
+
+def test_the_pool_hands_out_a_buffer_again_only_when_nothing_views_it_and_it_is_not_away():
+    from skyeye_model.shared_batch import BufferPool, release
+
+    pool = BufferPool(slots=3)
+    first = torch.empty(0, dtype=torch.uint8).set_(pool.take(64))
+    second = pool.take(64)
+    assert second.data_ptr() != first.data_ptr()  # the first is still viewed here
+    del second
+    assert pool.take(64).data_ptr() != first.data_ptr()  # the second came back, the first is still in use
+    pointer, slot = first.data_ptr(), pool.slot_of(first)
+    pool.flags[slot] = 1  # sent (``handoff``) and dropped here: away until the consumer releases it
+    del first
+    assert pool.take(64).data_ptr() != pointer
+    release(pool.flags, slot)
+    assert pool.take(64).data_ptr() == pointer
+    assert pool.take(32).nbytes() == 32  # another size: a new buffer

@@ -87,3 +87,53 @@ def test_an_eva_pth_stays_file_backed_and_gives_the_plain_loads_features(tmp_pat
     legacy.parent.mkdir()
     torch.save(state, legacy, _use_new_zipfile_serialization=False)
     assert torch.equal(eva_minigptv2.minigptv2_features(eva_minigptv2.open_tower(legacy, 56, torch.float32).eval(), pixels), expected)
+
+
+def timm_plain_load(folder: Path, image_size: int) -> torch.nn.Module:
+    """timm's own loading of the folder (random init, then the file copied in): what the tower loaded before."""
+    import json
+
+    import timm
+
+    config = json.loads((folder / "config.json").read_text())
+    overlay = {"file": str(folder / "model.safetensors"), "num_classes": config["pretrained_cfg"]["num_classes"]}
+    arguments = {**config["model_args"], "img_size": image_size, "num_classes": 0}
+    return timm.create_model(config["architecture"], pretrained=True, pretrained_cfg_overlay=overlay, **arguments).eval()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+@pytest.mark.parametrize("image_size", [56, 84], ids=["file-grid", "resampled-grid"])
+def test_a_timm_tower_folder_stays_file_backed_and_gives_timms_own_features(tmp_path, image_size):
+    """A tiny EVA-CLIP in timm's hub layout (config.json + model.safetensors, with a classifier head in the
+    file): its parameters are the file's pages, and its features equal those of timm's own loader."""
+    pytest.importorskip("timm")
+    import json
+
+    import timm
+    from safetensors.torch import save_file
+
+    from skyeye_model.model import VisionTower
+    from skyeye_model.tiny import write_timm_tower
+
+    folder = tmp_path / "eva"
+    folder.mkdir()
+    write_timm_tower(folder, 56, 32)  # a 4x4 grid of 14 px patches
+    config = json.loads((folder / "config.json").read_text())  # give the file a 5-class head, as a hub tower can have
+    headed = timm.create_model(config["architecture"], pretrained=False, num_classes=5, **config["model_args"])
+    save_file({k: v.contiguous() for k, v in headed.state_dict().items()}, folder / "model.safetensors")
+    config["num_classes"] = config["pretrained_cfg"]["num_classes"] = 5
+    (folder / "config.json").write_text(json.dumps(config))
+
+    tower = VisionTower(folder, "timm", image_size, torch.float32)
+    mappings = [(a, b) for a, b, path in file_mappings() if Path(path) == (folder / "model.safetensors").resolve()]
+    named = dict(tower.encoder.named_parameters())
+    backed = {name for name, p in named.items() if any(a <= p.data_ptr() < b for a, b in mappings)}
+    resampled = {"pos_embed"} if image_size != 56 else set()  # a new grid is a new (small) tensor
+    assert len(named) > 10 and backed == set(named) - resampled
+    assert not any(t.is_meta for t in [*tower.encoder.parameters(), *tower.encoder.buffers()])
+
+    plain = timm_plain_load(folder, image_size)
+    pixels = torch.randn(2, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(tower.encoder.forward_features(pixels), plain.forward_features(pixels))
+    assert tower.prefix_tokens == plain.num_prefix_tokens == 1 and tower.hidden_size == 32
