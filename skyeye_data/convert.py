@@ -81,7 +81,7 @@ def convert_records(
     # a source with a million rows yields them as row blocks (RSVQA: sources/row_block.py); same rows
     bulk = hasattr(source, "row_items")
     items = source.row_items(raw_dir) if bulk else source.records(raw_dir)
-    with _gc_paused(bulk), atomic_path(records_path) as tmp_records, pq.ParquetWriter(tmp_records, RECORD_SCHEMA) as writer:
+    with gc_paused(bulk), atomic_path(records_path) as tmp_records, pq.ParquetWriter(tmp_records, RECORD_SCHEMA) as writer:
         groups, done = _RowGroups(writer), _Done(on_item)
         for item in rawfs.within(raw_dir.parent, items):  # the guarded raw reader's scope
             if isinstance(item, Rejected):
@@ -126,12 +126,13 @@ class _Done:
 
 
 @contextmanager
-def _gc_paused(pause: bool) -> Iterator[None]:
+def gc_paused(pause: bool) -> Iterator[None]:
     """The cyclic garbage collector off while a row-block source converts (RSVQA-HR: a quarter of its
     CPU time went to collections walking the million answers it must hold, none of them garbage).
     Its reader makes no reference cycles per row (plain tuples, dicts and strings, freed by their
     counts), so memory is the same (peak RSS measured by benchmarks/convert_bench.py); whatever
-    cycles the run leaves are collected once at the end."""
+    cycles the run leaves are collected once at the end. The build's compile units pause it the same way
+    (``compile/stages/compile_segments.py``)."""
     if not pause or not gc.isenabled():
         yield
         return

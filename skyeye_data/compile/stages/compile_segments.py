@@ -39,7 +39,7 @@ from skyeye_data.compile.stages.mix import run_mix
 from skyeye_data.compile.stages.sink import SegmentSink
 from skyeye_data.compile.tally import SourceTally
 from skyeye_data.compile.templates import TemplatePools
-from skyeye_data.convert import BATCH_ROWS, _gc_paused
+from skyeye_data.convert import BATCH_ROWS, gc_paused
 from skyeye_data.limits import InputLimits
 from skyeye_data.review import ReviewGate
 from skyeye_data.review.apply import ReviewCounts
@@ -139,7 +139,7 @@ def compile_unit(settings: CompileSettings, unit: Unit, digests: SampleDigests |
     # val/test image note -- again and again, ~13% of compiling NWPU-Captions and RSVQA-LR; a unit
     # leaves ~30 objects in cycles however many records it compiles (measured on the paper corpus)
     try:
-        with rawfs.scope(settings.raw_root, recipe.input or InputLimits()), _gc_paused(pause=True):
+        with rawfs.scope(settings.raw_root, recipe.input or InputLimits()), gc_paused(pause=True):
             summary = compile_into(settings, unit, writer, sink, pools, progress)
         writer.finish(unit.key, pools.used(), summary, review_counts_json(gate))
     except BaseException:
