@@ -26,6 +26,8 @@ the same corpus in one run:
    sample, so "clean build / baseline <= 1" means the build does all of that and is still faster;
 6. a **pyarrow text-only writer** of as many rows as the build wrote samples (id, source, task and
    two text turns of the samples' mean length): the floor of writing that much text;
+7. **RSVQA-HR's conversion alone**: ``skyeye convert rsvqa_hr RAW/rsvqa_hr`` (its million questions
+   are the build's longest conversion; ``benchmarks/convert_bench.py`` times it against older code);
 
 then the per-source sample counts of the build next to the paper's table (``skyeye_data.sources.paper_table``).
 """
@@ -267,6 +269,13 @@ def main() -> None:
         text_bytes = mean_text_bytes(out)
         w_wall, w_rss, w_rows = run_script(work, "text_writer", TEXT_WRITER, str(samples), str(text_bytes), str(work / "text.parquet"))
         print(f"pyarrow text-only writer: {w_rows} rows of ~{text_bytes} text bytes in {w_wall:.1f} s wall, peak RSS {w_rss} MiB")
+        hr = raw / "rsvqa_hr"
+        if hr.is_dir():
+            c_wall, c_rss, code = run_measured([*SKYEYE, "convert", "rsvqa_hr", str(hr), "--out", str(work / "convert")], work / "convert.log")
+            if code:
+                print((work / "convert.log").read_text()[-3000:])
+                sys.exit(f"skyeye convert rsvqa_hr failed (exit {code})")
+            print(f"RSVQA-HR conversion alone (skyeye convert rsvqa_hr): {CPU_SECONDS[-1]:.1f} s CPU, {c_wall:.1f} s wall, peak RSS {c_rss} MiB")
         other = None
         if args.other_scope:
             variant = recipe_variant(args.recipe, work, args.other_scope, leak_guard=args.other_scope)

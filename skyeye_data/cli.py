@@ -154,8 +154,16 @@ def synth_command(
 _registered: set[str] = set()
 
 
+# The commands this module defines itself: ``skyeye convert`` needs no other command module (their
+# imports were ~0.5 s of RSVQA-HR's conversion, measured by benchmarks/convert_bench.py).
+OWN_COMMANDS = ("sources", "convert", "convert-all", "synth")
+
+
 def _register_command_modules(command: str | None = None) -> typer.Typer:
-    """The app with the module of ``command`` registered, or every module when ``command`` is none of theirs."""
+    """The app with the module of ``command`` registered (none for :data:`OWN_COMMANDS`), or every
+    module when ``command`` is none of theirs (``--help``, a mistyped name: the full list is shown)."""
+    if command in OWN_COMMANDS:
+        return _app
     wanted = [m for m, names in COMMAND_MODULES.items() if command in names] or list(COMMAND_MODULES)
     for module_name in wanted:
         if module_name not in _registered:

@@ -22,6 +22,7 @@ import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -122,14 +123,55 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
+@runtime_checkable
+class OptimizerCheckpoint(Protocol):
+    """What :func:`save_checkpoint` and :func:`load_training_state` need of a strategy's optimizer: the
+    trainable weights whole (a collective under FSDP and ZeRO-3: every rank calls it), and its state
+    written and read back. A torch optimizer gets :class:`TorchOptimizerCheckpoint`; DeepSpeed's
+    partitioned one is ``deepspeed_engine.DeepSpeedOptimizer``."""
+
+    def gather_trainable(self, model: SkyEyeGPT) -> dict[str, torch.Tensor]: ...
+
+    def save_to(self, directory: Path, rank: int) -> None: ...
+
+    def load_from(self, directory: Path, rank: int) -> None: ...
+
+
+@dataclass
+class TorchOptimizerCheckpoint:
+    """A torch optimizer's checkpoint (one process, DDP; FSDP with ``sharded``: each rank its shard)."""
+
+    optimizer: torch.optim.Optimizer
+    sharded: bool = False
+
+    def gather_trainable(self, model: SkyEyeGPT) -> dict[str, torch.Tensor]:
+        return gather_trainable(model)
+
+    def save_to(self, directory: Path, rank: int) -> None:
+        if rank == 0 or self.sharded:
+            save_optimizer(self.optimizer, directory, rank, self.sharded)
+
+    def load_from(self, directory: Path, rank: int) -> None:
+        load_optimizer(self.optimizer, directory, rank, self.sharded)
+
+
+def optimizer_checkpoint(optimizer, sharded: bool = False) -> OptimizerCheckpoint:
+    """The :class:`OptimizerCheckpoint` of the trainer's optimizer (a torch one is wrapped)."""
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return TorchOptimizerCheckpoint(optimizer, sharded)
+    if isinstance(optimizer, OptimizerCheckpoint):
+        return optimizer
+    raise TypeError(f"{type(optimizer).__name__} is neither a torch optimizer nor an OptimizerCheckpoint")
+
+
 def save_checkpoint(
     output_dir: Path, model: SkyEyeGPT, optimizer, scheduler, state: TrainerState, rank: int, keep: int, sharded: bool = False
 ) -> Path:
     """Write ``checkpoint-<step>`` (all ranks call this); returns its final path."""
     final = Path(output_dir) / checkpoint_name(state.step)
     tmp = final.with_name(f".{final.name}.tmp")
-    # a collective under FSDP and ZeRO-3 (DeepSpeedOptimizer.gather_trainable): before any rank-0-only work
-    trainable = optimizer.gather_trainable(model) if hasattr(optimizer, "gather_trainable") else gather_trainable(model)
+    optimizer = optimizer_checkpoint(optimizer, sharded)
+    trainable = optimizer.gather_trainable(model)  # a collective under FSDP and ZeRO-3: before any rank-0-only work
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -137,10 +179,7 @@ def save_checkpoint(
         write_json(tmp / "scheduler.json", scheduler.state_dict())
         write_json(tmp / "trainer_state.json", asdict(state))
     _barrier()
-    if hasattr(optimizer, "save_to"):  # DeepSpeed's partitioned optimizer: every rank writes its part (deepspeed_engine)
-        optimizer.save_to(tmp, rank)
-    elif rank == 0 or sharded:
-        save_optimizer(optimizer, tmp, rank, sharded)
+    optimizer.save_to(tmp, rank)
     save_rng(tmp, rank)
     _barrier()
     if rank == 0:
@@ -159,10 +198,7 @@ def read_trainer_state(directory: Path) -> TrainerState:
 def load_training_state(directory: Path, optimizer, scheduler, rank: int, sharded: bool = False) -> TrainerState:
     """Optimizer, scheduler, position and RNG of a checkpoint (its weights: ``load_trainable_weights``, before
     the model is wrapped); the RNG last, so nothing after it draws numbers."""
-    if hasattr(optimizer, "load_from"):  # DeepSpeed (deepspeed_engine.DeepSpeedOptimizer)
-        optimizer.load_from(directory, rank)
-    else:
-        load_optimizer(optimizer, directory, rank, sharded)
+    optimizer_checkpoint(optimizer, sharded).load_from(directory, rank)
     scheduler.load_state_dict(json.loads((directory / "scheduler.json").read_text(encoding="utf-8")))
     state = read_trainer_state(directory)
     load_rng(directory, rank)

@@ -140,7 +140,8 @@ def start_engine(model: nn.Module, optimizer: torch.optim.Optimizer, config: Tra
 
 
 class DeepSpeedOptimizer:
-    """What the trainer's checkpoint code needs of an optimizer, for DeepSpeed's partitioned one."""
+    """DeepSpeed's partitioned optimizer as the trainer's checkpoint code takes it
+    (``checkpoint.OptimizerCheckpoint``): every rank writes and reads its own partition."""
 
     def __init__(self, engine, optimizer):
         self.engine = engine

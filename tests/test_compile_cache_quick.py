@@ -181,6 +181,26 @@ def test_command_table_names_what_each_module_registers():
         assert sorted(registered) == sorted(names), module_name
 
 
+def test_own_commands_names_what_the_cli_module_defines():
+    own = [c.name for c in app.registered_commands if c.callback.__module__ == skyeye_cli.__name__]
+    assert sorted(own) == sorted(skyeye_cli.OWN_COMMANDS)
+
+
+def test_skyeye_convert_registers_no_other_command_module(mini_raw_root, tmp_path):
+    """`skyeye convert` imports none of the command modules (the review package, the trainer's CLI, the
+    build's): they were half a second of every conversion's startup."""
+    probe = (
+        "import sys\nfrom skyeye_data import cli\n"
+        f"sys.argv = ['skyeye', 'convert', 'rsvqa_lr', {str(mini_raw_root / 'rsvqa_lr')!r}, '--out', {str(tmp_path / 'out')!r}]\n"
+        "try:\n    cli.main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        f"print('COMMAND MODULES', sorted(m for m in {sorted(skyeye_cli.COMMAND_MODULES)!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "rsvqa_lr.parquet").is_file()
+    assert "COMMAND MODULES []" in " ".join(done.stdout.split()), done.stdout[-2000:]
+
+
 def test_a_no_change_build_imports_neither_converters_nor_stages(raw, tmp_path, monkeypatch):
     """`skyeye build` registers only its own command module, and the shortcut needs no converter,
     recipe model, Arrow or image library (their imports were most of a no-change rebuild's time)."""

@@ -1,12 +1,14 @@
 """The convert pool's order guess (``convert_cost``): files under the source's folder and the folders
-it reads, plus its top-level bytes; it only orders the pool, the output never depends on it."""
+it reads, plus its top-level bytes, all from the walk the raw fingerprints made (``raw_scans``); it
+only orders the pool, the output never depends on it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from skyeye_data.compile.stages.convert import BYTES_PER_FILE, convert_cost, reads_of
+from skyeye_data.compile.fingerprint import raw_fingerprint, raw_scans, scan_folder
+from skyeye_data.compile.stages.convert import BYTES_PER_FILE, convert_cost
+from skyeye_data.sources import get_source
 
 
 def write(path: Path, size: int) -> None:
@@ -17,11 +19,14 @@ def write(path: Path, size: int) -> None:
 def test_counts_every_file_below_and_the_top_level_bytes(tmp_path):
     source = tmp_path / "src"
     write(source / "annotations.json", 3 * BYTES_PER_FILE + 7)
+    write(source / "readme.txt", 5)
     for i in range(5):
-        write(source / "images" / "a" / f"{i}.png", 10)
+        write(source / "images" / "a" / f"{i}.png", 10 * BYTES_PER_FILE)  # below the top: counted as files only
     write(source / "images" / "b" / "x.png", 10)
-    top = sum(entry.stat(follow_symlinks=False).st_size for entry in os.scandir(source))  # the json and the folder's own size
-    assert convert_cost(source) == 6 + 1 + top // BYTES_PER_FILE
+    scan = scan_folder(source)
+    assert (scan.files, scan.top_bytes) == (8, 3 * BYTES_PER_FILE + 12)
+    assert scan.digest == raw_fingerprint(source)
+    assert convert_cost(raw_scans([source]), source) == 8 + 3
 
 
 def test_the_folders_a_source_reads_count_as_its_own(tmp_path):
@@ -30,9 +35,11 @@ def test_the_folders_a_source_reads_count_as_its_own(tmp_path):
     write(own / "split.txt", 10)
     for i in range(40):
         write(parent / "Images" / f"{i}.tif", 10)
-    alone = convert_cost(own)
-    assert convert_cost(own, [parent]) == alone + 40
-    assert {p.name for p in reads_of("rsivqa", tmp_path)} >= {"ucm_captions"}
+    scans = raw_scans([own, parent])
+    alone = convert_cost(scans, own)
+    assert convert_cost(scans, own, [parent]) == alone + 40
+    assert convert_cost(scans, own, [parent, parent]) == alone + 40  # a folder named twice counts once
+    assert "ucm_captions" in get_source("rsivqa").reads_sources
 
 
 def test_symlinked_folders_and_missing_folders_are_not_walked(tmp_path):
@@ -41,5 +48,8 @@ def test_symlinked_folders_and_missing_folders_are_not_walked(tmp_path):
         write(elsewhere / f"{i}.png", 1)
     write(source / "a.txt", 1)
     (source / "link").symlink_to(elsewhere, target_is_directory=True)
-    assert convert_cost(source, [tmp_path / "absent"]) == 2 + sum(
-        e.stat(follow_symlinks=False).st_size for e in os.scandir(source)) // BYTES_PER_FILE  # fmt: skip
+    absent = tmp_path / "absent"
+    scans = raw_scans([source, absent])
+    assert absent not in scans
+    assert convert_cost(scans, source, [absent]) == 2  # the file and the link, not the 30 behind it
+    assert convert_cost(scans, absent) == 0

@@ -22,7 +22,7 @@ from skyeye_data.compile import quick
 from skyeye_data.compile.cache import RecordsCache, build_key, records_key
 from skyeye_data.compile.errors import BuildError
 from skyeye_data.compile.evalsets import eval_enabled
-from skyeye_data.compile.fingerprint import converter_version, raw_fingerprints, toolkit_version
+from skyeye_data.compile.fingerprint import converter_version, raw_scans, toolkit_version
 from skyeye_data.compile.manifest import compose_manifest, read_manifest, write_card_and_manifest
 from skyeye_data.compile.mixes import load_mix_builders
 from skyeye_data.compile.progress import NullProgress, Progress
@@ -31,7 +31,7 @@ from skyeye_data.compile.result import BuildResult, verified_result
 from skyeye_data.compile.shards import remove_stale_temporaries
 from skyeye_data.compile.segments import Segment, SegmentStore
 from skyeye_data.compile.stages.compile_segments import SOURCE, CompileSettings, compile_unit, plan_units, run_units
-from skyeye_data.compile.stages.convert import ConvertedSource, check_sources, convert_sources, replay, resolve_sources
+from skyeye_data.compile.stages.convert import ConvertedSource, check_sources, convert_cost, convert_sources, replay, resolve_sources
 from skyeye_data.compile.stages.leak_guard import EvalImages, LeakGuard
 from skyeye_data.compile.stages.merge import merge_mix, merge_source
 from skyeye_data.compile.stages.review_gate import open_review_gate
@@ -82,7 +82,8 @@ def build(
         cache = RecordsCache(out / "cache") if use_cache else None
         version = converter_version()
         reads = {name: tuple(raw_root / other for other in get_source(name).reads_sources) for name in raw_dirs}
-        fingerprints = raw_fingerprints([d for d in raw_dirs.values() if d is not None] + [f for r in reads.values() for f in r])
+        scans = raw_scans([d for d in raw_dirs.values() if d is not None] + [f for r in reads.values() for f in r])
+        fingerprints = {folder: scan.digest for folder, scan in scans.items()}
         keys = {name: records_key(name, raw_dir, version, recipe.sources[name].converter_options(), reads[name], fingerprints)
                 if raw_dir is not None else None for name, raw_dir in raw_dirs.items()}  # fmt: skip
         ledger_file = ledger_path(recipe, ledger)
@@ -100,8 +101,9 @@ def build(
         warnings += check_sources(recipe, raw_root, raw_dirs)
         staging = temporary_name(out / "records")  # .records.<pid>.tmp: nothing under OUT/records changes until the commit
         try:
+            costs = {name: convert_cost(scans, raw_dir, reads[name]) for name, raw_dir in raw_dirs.items() if raw_dir is not None}
             result = compile_all(recipe, raw_root, out, raw_dirs, warnings, cache, keys, staging, cache_dir, progress,
-                                 include_unreviewed, strict, jobs, ledger, options)  # fmt: skip
+                                 include_unreviewed, strict, jobs, ledger, options, costs)  # fmt: skip
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         write_card_and_manifest(out, result.manifest, result.files)
@@ -115,7 +117,7 @@ def build(
 def compile_all(recipe: Recipe, raw_root: Path, out: Path, raw_dirs: dict[str, Path | None], warnings: list[str],
                 cache: RecordsCache | None, keys: dict[str, str | None], staging: Path, cache_dir: Path | None,
                 progress: Progress, include_unreviewed: bool, strict: bool, jobs: int, ledger: Path | None,
-                options: dict[str, Any]) -> BuildResult:  # fmt: skip
+                options: dict[str, Any], costs: dict[str, int] | None = None) -> BuildResult:  # fmt: skip
     """convert → leak guard → compile sources and mixes (segments) → merge (dedupe → review gate → write), then commit."""
     review_gate, review_warnings = open_review_gate(recipe, out, include_unreviewed, ledger)
     frame_cache = cache_dir or out / "cache" / "frames"
@@ -127,7 +129,7 @@ def compile_all(recipe: Recipe, raw_root: Path, out: Path, raw_dirs: dict[str, P
     mixes: dict[str, MixTally] = {}
     from_cache: list[str] = []
     try:
-        converted = convert_sources(recipe, raw_dirs, raw_root, staging, cache, keys, jobs, progress)
+        converted = convert_sources(recipe, raw_dirs, raw_root, staging, cache, keys, jobs, progress, costs)
         for source in converted:  # the recipe's order, whichever worker finished first
             replay(source, outputs.quarantine.write, tallies[source.name])
         settings = CompileSettings(recipe, raw_dirs, {s.name: s.records_path for s in converted}, leak_guard(recipe, converted),

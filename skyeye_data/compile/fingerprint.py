@@ -13,7 +13,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 # modules a conversion never runs: their edits do not invalidate converted records
 NOT_CONVERSION = ("skyeye_data.compile", "skyeye_data.review", "skyeye_data.evaluation", "skyeye_data.export",
@@ -63,13 +63,23 @@ def toolkit_version() -> str:
     return _code_version(lambda m: True)
 
 
-def raw_fingerprint(raw_dir: Path) -> str:
+class FolderScan(NamedTuple):
+    """One walk of a raw folder: its fingerprint, and the counts the convert pool orders its work by
+    (``stages/convert.py`` ``convert_cost``: no second walk of ~220k paper-scale entries)."""
+
+    digest: str  # raw_fingerprint
+    files: int  # every entry below that is not a folder (a symlinked folder is one entry: it is not walked)
+    top_bytes: int  # the sizes of those entries at the folder's top level (the annotation files)
+
+
+def scan_folder(raw_dir: Path) -> FolderScan:
     """Every file under ``raw_dir``: relative path, size and mtime (ns); a symlink by its target text
     and by its target's size and mtime (a changed target behind an unchanged link must reconvert).
 
     ``os.scandir`` and one hash over the sorted lines: a paper-scale raw root (~220k files) in a few seconds.
     """
     lines: list[str] = []
+    top_bytes = 0
     folders = [("", os.fspath(raw_dir))]
     while folders:
         relative, path = folders.pop()
@@ -80,6 +90,8 @@ def raw_fingerprint(raw_dir: Path) -> str:
                     folders.append((name + "/", entry.path))
                     continue
                 info = entry.stat(follow_symlinks=False)
+                if not relative:
+                    top_bytes += info.st_size
                 link = ""
                 if entry.is_symlink():
                     try:
@@ -88,11 +100,21 @@ def raw_fingerprint(raw_dir: Path) -> str:
                     except OSError:  # a dangling link: the converter reports it; its text is the key
                         link = os.readlink(entry.path)
                 lines.append(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0{link}")
-    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+    return FolderScan(hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest(), len(lines), top_bytes)
+
+
+def raw_fingerprint(raw_dir: Path) -> str:
+    """The fingerprint of every file under ``raw_dir`` (:func:`scan_folder`)."""
+    return scan_folder(raw_dir).digest
+
+
+def raw_scans(folders: Iterable[Path]) -> dict[Path, FolderScan]:
+    """:func:`scan_folder` of each folder, once each, four at a time (``stat`` calls release the GIL)."""
+    unique = list(dict.fromkeys(f for f in folders if f.is_dir()))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(unique, pool.map(scan_folder, unique)))
 
 
 def raw_fingerprints(folders: Iterable[Path]) -> dict[Path, str]:
-    """:func:`raw_fingerprint` of each folder, once each, four at a time (``stat`` calls release the GIL)."""
-    unique = list(dict.fromkeys(f for f in folders if f.is_dir()))
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(unique, pool.map(raw_fingerprint, unique)))
+    """:func:`raw_fingerprint` of each folder (:func:`raw_scans`)."""
+    return {folder: scan.digest for folder, scan in raw_scans(folders).items()}

@@ -12,17 +12,16 @@ before anything is converted (:func:`check_sources`).
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from skyeye_data import rawfs
 from skyeye_data.compile.cache import RecordsCache
 from skyeye_data.compile.errors import BuildError
+from skyeye_data.compile.fingerprint import FolderScan
 from skyeye_data.compile.progress import Progress
 from skyeye_data.compile.recipe import Recipe
 from skyeye_data.compile.stages.leak_guard import EvalImages
@@ -112,9 +111,11 @@ def replay(converted: ConvertedSource, quarantine: Callable[[dict], None], tally
 
 
 def convert_sources(recipe: Recipe, raw_dirs: dict[str, Path | None], raw_root: Path, staging: Path, cache: RecordsCache | None,
-                    keys: dict[str, str | None], jobs: int, progress: Progress) -> list[ConvertedSource]:  # fmt: skip
+                    keys: dict[str, str | None], jobs: int, progress: Progress,
+                    costs: Mapping[str, int] | None = None) -> list[ConvertedSource]:  # fmt: skip
     """Every present source, in the recipe's order: from the records cache when its key matches,
-    else converted into ``staging`` -- in this process, or ``jobs`` worker processes at once."""
+    else converted into ``staging`` -- in this process, or ``jobs`` worker processes at once, the
+    costliest first by ``costs`` (:func:`convert_cost`; none: the recipe's order)."""
     found: dict[str, ConvertedSource] = {}
     todo: list[tuple[str, Path]] = []
     for name, raw_dir in raw_dirs.items():
@@ -138,7 +139,7 @@ def convert_sources(recipe: Recipe, raw_dirs: dict[str, Path | None], raw_root: 
             # leave the other workers idle at the end; results are taken by name below
             futures = {name: pool.submit(convert_one, name, raw_dir, staging / f"{name}.parquet", raw_root, recipe.input,
                                          None, recipe.sources[name].converter_options())
-                       for name, raw_dir in sorted(todo, key=lambda item: -convert_cost(item[1], reads_of(item[0], raw_root)))}  # fmt: skip
+                       for name, raw_dir in sorted(todo, key=lambda item: -(costs or {}).get(item[0], 0))}  # fmt: skip
             for future in as_completed(futures.values()):
                 future.result()  # the first failure stops the build
                 progress.advance()
@@ -146,35 +147,18 @@ def convert_sources(recipe: Recipe, raw_dirs: dict[str, Path | None], raw_root: 
     return [found[name] for name in raw_dirs if name in found]
 
 
-def reads_of(name: str, raw_root: Path) -> list[Path]:
-    """The other sources' folders a conversion reads (RSIVQA: its parents' images)."""
-    return [raw_root / other for other in get_source(name).reads_sources]
-
-
 BYTES_PER_FILE = 15_000  # top-level bytes weighing as much as one file (RSVQA-HR: ~34 ms per MB of JSON, ~0.5 ms per image)
 
 
-def convert_cost(raw_dir: Path, also_reads: Sequence[Path] = ()) -> int:
-    """A guess of how long a source takes to convert, for the pool's order only (never the output):
-    the files under the raw folder and under the other folders it reads (a conversion hashes every
-    image it lists: ~0.3-0.7 ms each on the paper corpus), plus the sizes of the folder's top-level
-    entries (the annotation files sit at the top: RSVQA-HR's ~0.5 GB of JSON) in units of
+def convert_cost(scans: Mapping[Path, FolderScan], raw_dir: Path, also_reads: Sequence[Path] = ()) -> int:
+    """A guess of how long a source takes to convert, for the pool's order only (never the output),
+    from the walk the fingerprints made (:func:`~skyeye_data.compile.fingerprint.raw_scans`): the
+    files under the raw folder and under the other folders it reads (a conversion hashes every image
+    it lists: ~0.3-0.7 ms each on the paper corpus), plus the sizes of the folder's top-level files
+    (the annotation files sit at the top: RSVQA-HR's ~0.5 GB of JSON) in units of
     :data:`BYTES_PER_FILE`. The top-level sizes alone put RSIVQA (a few split files of its own, its
     parents' images) last, though it is the longest conversion after RSVQA-HR: it started when the
-    other worker had nothing left. Counting needs no ``stat`` per file (the entry type comes with
-    the listing), and the fingerprints have just walked the same folders."""
-    top = 0
-    with contextlib.suppress(OSError), os.scandir(raw_dir) as entries:
-        for entry in entries:
-            with contextlib.suppress(OSError):
-                top += entry.stat(follow_symlinks=False).st_size
-    files, pending = 0, [raw_dir, *also_reads]
-    while pending:
-        with contextlib.suppress(OSError), os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(Path(entry.path))
-                    else:
-                        files += 1
+    other worker had nothing left. A folder the scans lack (absent) counts nothing."""
+    files = sum(scans[folder].files for folder in dict.fromkeys([raw_dir, *also_reads]) if folder in scans)
+    top = scans[raw_dir].top_bytes if raw_dir in scans else 0
     return files + top // BYTES_PER_FILE
