@@ -7,6 +7,7 @@ quarantine JSONL) are compared by sha256: a speed-up must not change a byte.
 
     python benchmarks/convert_bench.py rsvqa_hr /tmp/raw/rsvqa_hr
     python benchmarks/convert_bench.py rsvqa_hr RAW_HR rsvqa_lr RAW_LR --baseline /tmp/convert-wt
+    python benchmarks/convert_bench.py rsvqa_hr RAW_HR --repeat 5   # the median of 5 alternating runs each
 
 Several ``SOURCE RAW_DIR`` pairs are timed in one run, each with both checkouts. The baseline is a
 checkout whose ``skyeye_data`` package is put first on PYTHONPATH: by default the code before the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,6 +75,9 @@ def main() -> None:
                         help="baseline checkout (made from --baseline-commit when missing)")
     parser.add_argument("--baseline-commit", default=BASELINE_COMMIT, help="commit of a baseline made here (default: %(default)s)")
     parser.add_argument("--no-baseline", action="store_true", help="time this checkout only")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="conversions per checkout, alternating between them (a shared machine's speed drifts "
+                             "by tens of percent over minutes): the median and the range are printed")  # fmt: skip
     args = parser.parse_args()
     if len(args.pairs) % 2:
         parser.error("give SOURCE RAW_DIR pairs")
@@ -81,19 +86,29 @@ def main() -> None:
         baseline = ensure_baseline(args.baseline, args.baseline_commit)
         runs[f"baseline {commit_of(baseline)} {args.baseline}"] = baseline
     for source, raw_dir in zip(args.pairs[::2], args.pairs[1::2]):
-        bench_source(source, Path(raw_dir), runs)
+        bench_source(source, Path(raw_dir), runs, max(1, args.repeat))
 
 
-def bench_source(source: str, raw_dir: Path, runs: dict[str, Path]) -> None:
-    results = {}
+def bench_source(source: str, raw_dir: Path, runs: dict[str, Path], repeat: int = 1) -> None:
+    """Each checkout's conversion ``repeat`` times, alternating; each one's median run by CPU time is reported
+    (with the range when repeated), and every run's outputs must have the same sha256."""
+    timings: dict[str, list[dict]] = {label: [] for label in runs}
     with tempfile.TemporaryDirectory(prefix="convert-bench-") as tmp:
-        for index, (label, code_dir) in enumerate(runs.items()):
-            results[label] = run_convert(code_dir, source, raw_dir.resolve(), Path(tmp) / str(index))
-    print(f"\n{source} from {raw_dir}")
-    print(f"{'run':<40} {'records':>9} {'CPU s':>8} {'wall s':>8} {'rec/CPU s':>10} {'peak RSS MB':>12}")
+        for attempt in range(repeat):
+            for index, (label, code_dir) in enumerate(runs.items()):
+                out_dir = Path(tmp) / f"{index}-{attempt}"
+                timings[label].append(run_convert(code_dir, source, raw_dir.resolve(), out_dir))
+                shutil.rmtree(out_dir)
+    for label, done in timings.items():
+        if any(r["sha256"] != done[0]["sha256"] for r in done):
+            raise SystemExit(f"{label}: the outputs differ between runs of the same code")
+    results = {label: sorted(done, key=lambda r: r["cpu_s"])[(len(done) - 1) // 2] for label, done in timings.items()}
+    print(f"\n{source} from {raw_dir}" + (f" (median of {repeat} runs each, alternating)" if repeat > 1 else ""))
+    print(f"{'run':<40} {'records':>9} {'CPU s':>8} {'wall s':>8} {'rec/CPU s':>10} {'peak RSS MB':>12}" + ("  CPU s range" if repeat > 1 else ""))
     for label, r in results.items():
+        spread = f"  {min(x['cpu_s'] for x in timings[label]):.1f}-{max(x['cpu_s'] for x in timings[label]):.1f}" if repeat > 1 else ""
         print(f"{label:<40} {r['records']:>9,} {r['cpu_s']:>8.1f} {r['wall_s']:>8.1f} "
-              f"{r['records'] / max(r['cpu_s'], 1e-9):>10,.0f} {r['peak_rss_mb']:>12.0f}")  # fmt: skip
+              f"{r['records'] / max(r['cpu_s'], 1e-9):>10,.0f} {r['peak_rss_mb']:>12.0f}{spread}")  # fmt: skip
     first = next(iter(results.values()))
     if len(results) == 2:
         second = list(results.values())[1]
