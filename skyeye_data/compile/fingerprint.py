@@ -11,7 +11,6 @@ import hashlib
 import importlib.metadata
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -109,10 +108,12 @@ def raw_fingerprint(raw_dir: Path) -> str:
 
 
 def raw_scans(folders: Iterable[Path]) -> dict[Path, FolderScan]:
-    """:func:`scan_folder` of each folder, once each, four at a time (``stat`` calls release the GIL)."""
+    """:func:`scan_folder` of each folder, once each, one after the other. Not in threads: each ``stat``
+    releases and takes back the GIL, and four threads spent their time handing it over (the paper
+    corpus' 218k files on the 2-core machine: 1.9 s wall, 1.0 s system alone; 4.6 s wall, 5.4 s system
+    with four threads; 2.4 s with two)."""
     unique = list(dict.fromkeys(f for f in folders if f.is_dir()))
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(unique, pool.map(scan_folder, unique)))
+    return {folder: scan_folder(folder) for folder in unique}
 
 
 def raw_fingerprints(folders: Iterable[Path]) -> dict[Path, str]:
