@@ -155,7 +155,7 @@ _registered: set[str] = set()
 
 
 # The commands this module defines itself: ``skyeye convert`` needs no other command module (their
-# imports were ~0.5 s of RSVQA-HR's conversion, measured by benchmarks/convert_bench.py).
+# imports were ~0.5 s of RSVQA-HR's conversion in a sampling profile of `skyeye convert`).
 OWN_COMMANDS = ("sources", "convert", "convert-all", "synth")
 
 

@@ -170,8 +170,8 @@ def save_checkpoint(
     """Write ``checkpoint-<step>`` (all ranks call this); returns its final path."""
     final = Path(output_dir) / checkpoint_name(state.step)
     tmp = final.with_name(f".{final.name}.tmp")
-    optimizer = optimizer_checkpoint(optimizer, sharded)
-    trainable = optimizer.gather_trainable(model)  # a collective under FSDP and ZeRO-3: before any rank-0-only work
+    checkpointed = optimizer_checkpoint(optimizer, sharded)
+    trainable = checkpointed.gather_trainable(model)  # a collective under FSDP and ZeRO-3: before any rank-0-only work
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -179,7 +179,7 @@ def save_checkpoint(
         write_json(tmp / "scheduler.json", scheduler.state_dict())
         write_json(tmp / "trainer_state.json", asdict(state))
     _barrier()
-    optimizer.save_to(tmp, rank)
+    checkpointed.save_to(tmp, rank)
     save_rng(tmp, rank)
     _barrier()
     if rank == 0:

@@ -117,7 +117,7 @@ def build(
 def compile_all(recipe: Recipe, raw_root: Path, out: Path, raw_dirs: dict[str, Path | None], warnings: list[str],
                 cache: RecordsCache | None, keys: dict[str, str | None], staging: Path, cache_dir: Path | None,
                 progress: Progress, include_unreviewed: bool, strict: bool, jobs: int, ledger: Path | None,
-                options: dict[str, Any], costs: dict[str, int] | None = None) -> BuildResult:  # fmt: skip
+                options: dict[str, Any], costs: dict[str, int]) -> BuildResult:  # fmt: skip
     """convert → leak guard → compile sources and mixes (segments) → merge (dedupe → review gate → write), then commit."""
     review_gate, review_warnings = open_review_gate(recipe, out, include_unreviewed, ledger)
     frame_cache = cache_dir or out / "cache" / "frames"

@@ -112,10 +112,10 @@ def replay(converted: ConvertedSource, quarantine: Callable[[dict], None], tally
 
 def convert_sources(recipe: Recipe, raw_dirs: dict[str, Path | None], raw_root: Path, staging: Path, cache: RecordsCache | None,
                     keys: dict[str, str | None], jobs: int, progress: Progress,
-                    costs: Mapping[str, int] | None = None) -> list[ConvertedSource]:  # fmt: skip
+                    costs: Mapping[str, int]) -> list[ConvertedSource]:  # fmt: skip
     """Every present source, in the recipe's order: from the records cache when its key matches,
     else converted into ``staging`` -- in this process, or ``jobs`` worker processes at once, the
-    costliest first by ``costs`` (:func:`convert_cost`; none: the recipe's order)."""
+    costliest first by ``costs`` (:func:`convert_cost` of each present source)."""
     found: dict[str, ConvertedSource] = {}
     todo: list[tuple[str, Path]] = []
     for name, raw_dir in raw_dirs.items():
@@ -139,7 +139,7 @@ def convert_sources(recipe: Recipe, raw_dirs: dict[str, Path | None], raw_root: 
             # leave the other workers idle at the end; results are taken by name below
             futures = {name: pool.submit(convert_one, name, raw_dir, staging / f"{name}.parquet", raw_root, recipe.input,
                                          None, recipe.sources[name].converter_options())
-                       for name, raw_dir in sorted(todo, key=lambda item: -(costs or {}).get(item[0], 0))}  # fmt: skip
+                       for name, raw_dir in sorted(todo, key=lambda item: -costs[item[0]])}  # fmt: skip
             for future in as_completed(futures.values()):
                 future.result()  # the first failure stops the build
                 progress.advance()
