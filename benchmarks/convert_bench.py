@@ -2,8 +2,11 @@
 
 Each conversion runs in its own child process; its CPU seconds (user + sys), wall seconds and peak
 RSS come from that child's rusage (``os.wait4``), so a busy machine shows in wall time but not in
-CPU time. Records/s is records written per CPU second. The two outputs (records Parquet and
-quarantine JSONL) are compared by sha256: a speed-up must not change a byte.
+CPU time. Records/s is records written per CPU second. The two outputs are compared by sha256 of
+their content: the records' rows read back, in order, as one Arrow IPC stream, and the quarantine's
+entries, in order, each as canonical JSON; so a speed-up must not change a row or an entry. The
+files' own bytes are compared too and reported apart (the writers' settings change them: Parquet
+row groups and encodings, the JSON lines' spacing), and must be the same for every run of one checkout.
 
     python benchmarks/convert_bench.py rsvqa_hr /tmp/raw/rsvqa_hr
     python benchmarks/convert_bench.py rsvqa_hr RAW_HR rsvqa_lr RAW_LR --baseline /tmp/convert-wt
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,8 +58,45 @@ def run_convert(code_dir: Path, source: str, raw_dir: Path, out_dir: Path) -> di
         "wall_s": wall,
         "peak_rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
         "records": pq.ParquetFile(records).metadata.num_rows,
-        "sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out_dir.iterdir())},
+        **digests_in_child(out_dir, records),
     }
+
+
+def digests_in_child(out_dir: Path, records: Path) -> dict:
+    """:func:`digests`, computed in a child process: reading the records back grows a process by
+    their size, and a child forked later would report that as its own peak RSS (ru_maxrss counts the
+    parent's pages a fork copies)."""
+    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from convert_bench import digests; " \
+           f"print(json.dumps(digests(sys.argv[1], sys.argv[2])))"  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(out_dir), str(records)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def digests(out_dir: str, records: str) -> dict:
+    out_dir, records = Path(out_dir), Path(records)
+    return {
+        "sha256": {f"{records.name} (rows)": rows_digest(records)}
+        | {f"{p.name} (entries)": entries_digest(p) for p in sorted(out_dir.glob("*.jsonl"))},
+        "file_sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out_dir.iterdir())},
+    }
+
+
+def entries_digest(path: Path) -> str:
+    """sha256 of a JSON-lines file's entries, in order, each as canonical JSON (any spacing)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as lines:
+        for line in lines:
+            digest.update(json.dumps(json.loads(line), sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def rows_digest(path: Path) -> str:
+    """sha256 of a records file's rows (its table as one Arrow IPC stream): the same for any encoding."""
+    table = pq.read_table(path).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
 def ensure_baseline(path: Path, commit: str) -> Path:
@@ -100,7 +142,7 @@ def bench_source(source: str, raw_dir: Path, runs: dict[str, Path], repeat: int 
                 timings[label].append(run_convert(code_dir, source, raw_dir.resolve(), out_dir))
                 shutil.rmtree(out_dir)
     for label, done in timings.items():
-        if any(r["sha256"] != done[0]["sha256"] for r in done):
+        if any((r["sha256"], r["file_sha256"]) != (done[0]["sha256"], done[0]["file_sha256"]) for r in done):
             raise SystemExit(f"{label}: the outputs differ between runs of the same code")
     results = {label: sorted(done, key=lambda r: r["cpu_s"])[(len(done) - 1) // 2] for label, done in timings.items()}
     print(f"\n{source} from {raw_dir}" + (f" (median of {repeat} runs each, alternating)" if repeat > 1 else ""))
@@ -113,10 +155,12 @@ def bench_source(source: str, raw_dir: Path, runs: dict[str, Path], repeat: int 
     if len(results) == 2:
         second = list(results.values())[1]
         same = first["sha256"] == second["sha256"]
-        print(f"{source}: outputs byte-identical (sha256 of records + quarantine):", "yes" if same else "NO", flush=True)
+        print(f"{source}: outputs identical (sha256 of the records' rows + the quarantine's entries):", "yes" if same else "NO", flush=True)
         for name in sorted(set(first["sha256"]) | set(second["sha256"])):
             if first["sha256"].get(name) != second["sha256"].get(name):
                 print(f"  differs: {name}")
+        if first["file_sha256"] != second["file_sha256"]:
+            print("  the files' bytes differ (the writers' settings: Parquet row groups and encodings, JSON spacing)")
     against = f", baseline {second['cpu_s']:.1f} s CPU ({second['cpu_s'] / max(first['cpu_s'], 1e-9):.1f}x)" if len(results) == 2 else ""
     print(f"{source}: this checkout converts {first['records']:,} records in {first['cpu_s']:.1f} s CPU "
           f"({first['wall_s']:.1f} s wall, peak RSS {first['peak_rss_mb']:.0f} MB){against}", flush=True)  # fmt: skip

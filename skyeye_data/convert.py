@@ -27,9 +27,42 @@ from skyeye_data.sources import get_source
 from skyeye_data.sources.base import Rejected
 from skyeye_data.sources.row_block import VqaRowBlock
 
-__all__ = ["BATCH_ROWS", "ConvertSummary", "StrictModeError", "convert_records", "convert_source", "read_records"]
+__all__ = ["BATCH_ROWS", "GROUP_ROWS", "ConvertSummary", "StrictModeError", "convert_records", "convert_source",
+           "read_records", "records_writer"]
 
-BATCH_ROWS = 2048
+BATCH_ROWS = 2048  # rows converted to Arrow at a time, and read back at a time
+# rows per row group of a records file. 2048-row groups spent a third of RSVQA-HR's Parquet time on
+# per-group overhead (21 column chunks each, most of them all-null); a 16384-row group of VQA rows is
+# ~5 MB decoded, and a reader still takes it BATCH_ROWS at a time (benchmarks/convert_bench.py)
+GROUP_ROWS = 16384
+# columns unique per row: a dictionary page is pure cost there (pyarrow builds it, then falls back to
+# plain once it is full); delta encodings store "rsvqa_hr:1234"-style ids and running indexes in a
+# fraction of the bytes (RSVQA-HR's records: 20.8 MB -> 5.8 MB, written and read back faster)
+_DELTA_COLUMNS = {"record_id": "DELTA_BYTE_ARRAY", "provenance.raw_index": "DELTA_BINARY_PACKED"}
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    """The Parquet column paths of ``schema``'s leaves, as pyarrow names them (``a.b``, ``a.list.element``)."""
+
+    def walk(prefix: str, type_: pa.DataType) -> Iterator[str]:
+        if pa.types.is_struct(type_):
+            for child in type_:
+                yield from walk(f"{prefix}.{child.name}", child.type)
+        elif pa.types.is_list(type_) or pa.types.is_large_list(type_):
+            yield from walk(f"{prefix}.list.element", type_.value_type)
+        else:
+            yield prefix
+
+    return [path for f in schema for path in walk(f.name, f.type)]
+
+
+_DICTIONARY_COLUMNS = [path for path in _leaf_paths(RECORD_SCHEMA) if path not in _DELTA_COLUMNS]
+
+
+def records_writer(path: Path) -> pq.ParquetWriter:
+    """The writer of a records file (every records file is written with these settings, so its bytes
+    depend on its rows only)."""
+    return pq.ParquetWriter(path, RECORD_SCHEMA, use_dictionary=_DICTIONARY_COLUMNS, column_encoding=_DELTA_COLUMNS)
 
 
 @dataclass
@@ -81,7 +114,7 @@ def convert_records(
     # a source with a million rows yields them as row blocks (RSVQA: sources/row_block.py); same rows
     bulk = hasattr(source, "row_items")
     items = source.row_items(raw_dir) if bulk else source.records(raw_dir)
-    with gc_paused(bulk), atomic_path(records_path) as tmp_records, pq.ParquetWriter(tmp_records, RECORD_SCHEMA) as writer:
+    with gc_paused(bulk), atomic_path(records_path) as tmp_records, records_writer(tmp_records) as writer:
         groups, done = _RowGroups(writer), _Done(on_item)
         for item in rawfs.within(raw_dir.parent, items):  # the guarded raw reader's scope
             if isinstance(item, Rejected):
@@ -145,34 +178,36 @@ def gc_paused(pause: bool) -> Iterator[None]:
 
 
 class _RowGroups:
-    """Rows into the Parquet file in row groups of exactly BATCH_ROWS (the last one shorter), whether
+    """Rows into the Parquet file in row groups of exactly GROUP_ROWS (the last one shorter), whether
     they come one by one or in blocks: the file's bytes do not depend on how the rows arrived."""
 
     def __init__(self, writer: pq.ParquetWriter):
         self.writer = writer
-        self.rows: list[dict] = []
+        self.rows: list[dict] = []  # rows one by one, turned into a table every BATCH_ROWS
         self.tables: list[pa.Table] = []  # rows waiting to fill a group, in order (after self.rows)
         self.waiting = 0
 
     def add_row(self, row: dict) -> None:
-        if self.tables:
-            self._pack_rows()
         self.rows.append(row)
         if len(self.rows) >= BATCH_ROWS:
-            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=RECORD_SCHEMA))
-            self.rows.clear()
+            self._pack_rows()
+            self._write_full_groups()
 
     def add_table(self, table: pa.Table) -> None:
         self._pack_rows()
         self.tables.append(table)
         self.waiting += table.num_rows
-        if self.waiting >= BATCH_ROWS:
-            table = pa.concat_tables(self.tables)
-            full = self.waiting - self.waiting % BATCH_ROWS
-            for start in range(0, full, BATCH_ROWS):
-                self.writer.write_table(table.slice(start, BATCH_ROWS).combine_chunks())
-            self.tables = [table.slice(full)] if full < self.waiting else []
-            self.waiting -= full
+        self._write_full_groups()
+
+    def _write_full_groups(self) -> None:
+        if self.waiting < GROUP_ROWS:
+            return
+        table = pa.concat_tables(self.tables)
+        full = self.waiting - self.waiting % GROUP_ROWS
+        for start in range(0, full, GROUP_ROWS):
+            self.writer.write_table(table.slice(start, GROUP_ROWS).combine_chunks())
+        self.tables = [table.slice(full)] if full < self.waiting else []
+        self.waiting -= full
 
     def _pack_rows(self) -> None:
         if self.rows:

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from skyeye_data.io import PendingFile, temporary_name
 from skyeye_data.rawfs import strip_paths
 from skyeye_data.textguard import safe_text
@@ -60,8 +62,19 @@ def record_entry(record, stage: str, reason: str, builder: str | None = None, le
     }
 
 
-# = json.dumps(entry, ensure_ascii=False, sort_keys=True), without making an encoder per line (RSVQA-HR: 59k lines)
-_ENTRY_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_STDLIB_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def entry_line(entry: dict[str, Any]) -> bytes:
+    """One quarantine line: the entry as compact JSON, keys sorted, UTF-8, and its newline.
+
+    orjson writes it in ~1 us; the stdlib encoder took ~8 us a line (RSVQA-HR: 59k lines, 0.4 s).
+    What orjson refuses (an integer past 64 bits, a lone surrogate in a field no guard cleaned) is
+    written by the stdlib encoder instead, the surrogate as an escape, rather than stopping the run."""
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return (_STDLIB_JSON(entry) + "\n").encode("utf-8", "backslashreplace")
 
 
 class QuarantineLog:
@@ -76,7 +89,7 @@ class QuarantineLog:
         self.strict = strict
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = temporary_name(final)
-        self._file = open(self.tmp, "w", encoding="utf-8")
+        self._file = open(self.tmp, "wb")
         self.lines = 0
 
     def write(self, entry: dict[str, Any]) -> None:
@@ -86,7 +99,7 @@ class QuarantineLog:
             entry = entry if cleaned is reason else entry | {"reason": cleaned}
         if self.strict and is_bad_input(entry):
             raise StrictModeError(f"{quarantine_location(entry)}: {entry.get('reason')}")
-        self._file.write(_ENTRY_JSON(entry) + "\n")
+        self._file.write(entry_line(entry))
         self.lines += 1
 
     def close(self) -> PendingFile:

@@ -146,3 +146,18 @@ def test_a_late_unsafe_byte_hands_over_to_the_python_reader(tmp_path, monkeypatc
     assert not json_stream._c_path_safe(path, "questions")
     for canonical in (None, question_piece):  # decoded pieces and pieces read from their text
         assert repr(chunked(path, canonical)) == repr(python), name
+
+
+def test_row_block_conversion_does_not_import_pandas(tmp_path):
+    """pandas costs 0.6 s to import and the conversion of a row-block source needs none of it."""
+    import subprocess
+    import sys
+
+    raw = tmp_path / "raw" / "rsvqa_hr"
+    canonical_corpus(raw, 4)  # the authors' form (text that is not ASCII goes through pa.array)
+    script = ("import sys\nfrom pathlib import Path\nfrom skyeye_data.convert import convert_source\n"
+              f"summary = convert_source('rsvqa_hr', Path({str(raw)!r}), Path({str(tmp_path / 'out')!r}))\n"
+              "assert summary.written > 0\nprint('pandas' in sys.modules)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

@@ -18,7 +18,8 @@ import pytest
 
 from skyeye_data import json_cursor, json_stream, rawfs
 from skyeye_data.compile.stages.leak_guard import EvalImages
-from skyeye_data.convert import BATCH_ROWS, convert_records
+from skyeye_data import convert
+from skyeye_data.convert import BATCH_ROWS, convert_records, records_writer
 from skyeye_data.schema import RECORD_SCHEMA, record_to_row
 from skyeye_data.sources import _rsvqa_rows, get_source
 from skyeye_data.sources._rsvqa_rows import is_stub, padding_runs
@@ -101,16 +102,16 @@ def mutate(raw: Path, seed: int) -> None:
 
 
 def reference(name: str, raw: Path, out: Path) -> tuple[list, list]:
-    """What the record path writes: rows of record_to_row in row groups of BATCH_ROWS (HEAD's writer)."""
+    """What the record path writes: rows of record_to_row in row groups of GROUP_ROWS, one table each."""
     rejections, notes, rows = [], EvalImages(), []
-    with pq.ParquetWriter(out, RECORD_SCHEMA) as writer:
+    with records_writer(out) as writer:
         for item in rawfs.within(raw.parent, get_source(name).records(raw)):
             if isinstance(item, Rejected):
                 rejections.append(item.to_json(name))
                 continue
             rows.append(record_to_row(item))
             notes.add(item)
-            if len(rows) >= BATCH_ROWS:
+            if len(rows) >= convert.GROUP_ROWS:
                 writer.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA))
                 rows.clear()
         if rows:
@@ -118,15 +119,21 @@ def reference(name: str, raw: Path, out: Path) -> tuple[list, list]:
     return rejections, notes.where
 
 
-def assert_row_path_is_the_record_path(name: str, raw: Path, tmp_path: Path) -> int:
-    expected_rejections, expected_notes = reference(name, raw, tmp_path / "reference.parquet")
-    rejections, notes = [], EvalImages()
-    summary = convert_records(name, raw, tmp_path / "rows.parquet", rejections.append, on_record=notes.add)
+def assert_row_path_is_the_record_path(name: str, raw: Path, tmp_path: Path, group_rows: int = 301) -> int:
+    """Both paths' files the same bytes; row groups of ``group_rows`` so that group ends fall
+    inside blocks and between them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(convert, "GROUP_ROWS", group_rows)
+        expected_rejections, expected_notes = reference(name, raw, tmp_path / "reference.parquet")
+        rejections, notes = [], EvalImages()
+        summary = convert_records(name, raw, tmp_path / "rows.parquet", rejections.append, on_record=notes.add)
     assert rejections == expected_rejections
     assert notes.where == expected_notes
     digest = [hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in ("reference.parquet", "rows.parquet")]
     assert digest[0] == digest[1]
-    assert summary.written == pq.ParquetFile(tmp_path / "rows.parquet").metadata.num_rows
+    metadata = pq.ParquetFile(tmp_path / "rows.parquet").metadata
+    assert summary.written == metadata.num_rows
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)][:-1] == [group_rows] * (metadata.num_row_groups - 1)
     return summary.written
 
 
@@ -255,3 +262,42 @@ def test_header_memo_answers_as_pillow_and_never_for_other_bytes(tmp_path, monke
             assert len(opened) == 3
     assert images[1] != images[0] and images[5] != images[0] and len(images[5]) == len(images[0])
     assert sum(len(layouts) for layouts in header_memo._MEMO.values()) >= 3
+
+
+def test_records_file_layout(tmp_path):
+    """Every records file: row groups of GROUP_ROWS, the per-row-unique columns delta-encoded without
+    a dictionary, every other column with one (the column paths are the ones pyarrow writes)."""
+    raw = tmp_path / "raw" / "rsvqa_hr"
+    corpus(raw, 3)
+    summary = convert_records("rsvqa_hr", raw, tmp_path / "rows.parquet", lambda entry: None)
+    parquet = pq.ParquetFile(tmp_path / "rows.parquet")
+    paths = [parquet.schema.column(i).path for i in range(len(parquet.schema))]
+    assert paths == convert._leaf_paths(RECORD_SCHEMA)
+    group = parquet.metadata.row_group(0)
+    assert group.num_rows == min(summary.written, convert.GROUP_ROWS) > 0
+    encodings = {group.column(i).path_in_schema: set(group.column(i).encodings) for i in range(group.num_columns)}
+    assert encodings["record_id"] >= {"DELTA_BYTE_ARRAY"} and "RLE_DICTIONARY" not in encodings["record_id"]
+    assert "DELTA_BINARY_PACKED" in encodings["provenance.raw_index"]
+    assert "RLE_DICTIONARY" in encodings["question"] and "RLE_DICTIONARY" in encodings["provenance.raw_file"]
+    ids = pq.read_table(tmp_path / "rows.parquet").column("record_id").to_pylist()  # the delta pages read back
+    assert len(set(ids)) == len(ids) == summary.written and all(re.fullmatch(r"rsvqa_hr:[0-9]+", i) for i in ids)
+
+
+def test_block_columns_from_buffers_are_pyarrows_arrays():
+    """row_block builds its string and integer columns from buffers (pyarrow's conversion of Python
+    values imports pandas): the same arrays as pa.array, nulls and non-ASCII text included."""
+    from skyeye_data.sources.row_block import _array, _repeated
+
+    rng = random.Random(5)
+    cases = [(["a", "bc", None, ""], pa.string()), (["caf\u00e9", "a"], pa.string()), ([1, 2, None], pa.int64()),
+             ([1, 2**40], pa.int64()), ([], pa.string()), ([None], pa.string()), ([0, 5], pa.int32())]  # fmt: skip
+    cases += [([rng.choice([None, "x", "yy", "", "\u202e"]) for _ in range(rng.randrange(40))], pa.string()) for _ in range(60)]
+    for values, type_ in cases:
+        built = _array(values, type_)
+        built.validate(full=True)
+        assert built.equals(pa.array(values, type_)), values
+    for value in ("rsvqa_hr", "", None, "caf\u00e9"):
+        built = _repeated(value, 5, pa.string())
+        built.validate(full=True)
+        assert built.to_pylist() == [value] * 5
+

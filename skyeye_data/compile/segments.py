@@ -40,6 +40,7 @@ from skyeye_data.compile.images import ImageTableWriter
 from skyeye_data.compile.shards import ShardedParquetWriter, numbered_name
 from skyeye_data.hashing import file_sha256
 from skyeye_data.io import temporary_name, write_json_atomic
+from skyeye_data.quarantine import entry_line
 from skyeye_data.tables import EVAL_SCHEMA, SAMPLES_SCHEMA
 
 SEGMENT_FORMAT = "skyeye-segment/1"
@@ -95,8 +96,8 @@ class SegmentWriter:
         pending = [p for writer in self.eval_writers.values() for p in writer.close()] + self.images.close()
         for item in pending:
             os.replace(item.tmp, item.final)
-        with open(self.directory / "quarantine.jsonl", "w", encoding="utf-8") as out:
-            out.writelines(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n" for entry in self.quarantine)
+        with open(self.directory / "quarantine.jsonl", "wb") as out:
+            out.writelines(map(entry_line, self.quarantine))
         files = sorted(p.relative_to(self.directory).as_posix() for p in self.directory.rglob("*") if p.is_file())
         meta = {"format": SEGMENT_FORMAT, "key": key, "pools": pools, "tally": tally, "review": review,
                 "files": {name: file_sha256(self.directory / name) for name in files}}  # fmt: skip

@@ -32,7 +32,7 @@ same decisions (``tests/test_sources_rsvqa_bulk.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Iterator
@@ -76,7 +76,7 @@ def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answe
             # "not in this split" (Splits.py's padding, decoded or left out as a run): no raw record here
             state.stubs += start - next_index + len(elements) - len(kept)
             next_index = start + len(elements)
-            add = block.items.append
+            add = block.add_row
             for index, question in kept:
                 if type(question) is dict:
                     qid, img_id = question.get("id"), question.get("img_id")
@@ -101,7 +101,7 @@ def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answe
                                     fields = media.fields if img_id == media.img_id else media.of(img_id)
                                     if fields is not None:
                                         seen[qid] = index
-                                        add((f"{record_prefix}{qid}", fields, text, answer_text, qtype or None, index))
+                                        add(f"{record_prefix}{qid}", fields, text, answer_text, qtype or None, index)
                                         continue
                 yield from _exact_path(source, raw_dir, files, state, index, question, answers, seen, missing_answers, block)
             if block.rows >= BLOCK_ROWS:
@@ -119,8 +119,10 @@ def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, 
                seen: dict, question_ids: set, missing_answers: str | None, block: VqaRowBlock, media: "_ImageMedia",
                cap: int) -> Iterator[Rejected]:  # fmt: skip
     """The loop of :func:`read_question_rows` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`),
-    column by column: the element rows' indexes, ids and answers in C-level passes, each image's facts
-    once, then one short step per question. A piece that needs the question-by-question order of
+    column by column: the element rows' indexes, ids, answers and texts in C-level passes, each image's
+    facts once, then one expression per question for its fate (a row, a withdrawn question, another
+    split's, the exact path); the runs of rows between exact-path questions go into ``block`` a column
+    at a time, and each exact-path question is judged by ``_question`` at its place. A piece that needs the question-by-question order of
     ``seen`` (an id met before in the file, or twice in it), or whose answers cannot all be looked up the plain way
     (no answers file, an empty or multi-answer ``answers_ids``), goes to :func:`_piece_rows_each`,
     which makes the same decisions one question at a time."""
@@ -148,29 +150,43 @@ def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, 
             images[img_text] = media.fields if image == media.img_id else media.of(image)
         else:
             images[img_text] = None
+    # each question's fate, from its columns: a row, a withdrawn question, another split's, or the exact path
+    kinds = {}  # a type's text -> its question_type (None for ""), or _TOO_LONG
+    for qtype in dict.fromkeys(type_texts):
+        kinds[qtype] = (qtype.decode() or None) if len(qtype) <= cap else _TOO_LONG
+    media_col = list(map(images.__getitem__, img_texts))
+    found = list(map(answers.get, map(int, answer_texts), repeat(_NO_ANSWER)))
+    answer_col = list(map(_PLAIN, found))  # RsvqaAnswer.plain: active, printable ASCII, non-blank, within the cap
+    questions = list(map(bytes.decode, map(bytes.strip, texts)))  # printable ASCII: bytes.strip is str.strip
+    types = list(map(kinds.__getitem__, type_texts))
+    fates = [(_ROW if active == b"true" and owner == qid and plain is not None and question and len(question) <= cap
+              and kind is not _TOO_LONG else _WITHDRAWN if active == b"false" and question else _EXACT)
+             if type(fields) is tuple else _SKIP if fields is _OTHER_SPLIT else _EXACT
+             for fields, active, owner, qid, plain, question, kind
+             in zip(media_col, actives, map(_QUESTION_ID, found), qids, answer_col, questions, types)]  # fmt: skip
     name = source.file_name(files.tag, "questions")
-    add, kinds = block.items.append, {}  # kinds: a type's text -> its question_type (None for ""), or _TOO_LONG
-    for element, qid, fields, answer, text, qtype, active, at in zip(elements, qids, map(images.__getitem__, img_texts),
-                                                                    map(answers.get, map(int, answer_texts)), texts,
-                                                                    type_texts, actives, indexes):  # fmt: skip
-        if fields is _OTHER_SPLIT:
-            continue
-        if fields is not None:
-            if active == b"true":
-                # RsvqaAnswer.plain: the answer is active, printable ASCII text, non-blank and within the cap
-                if answer is not None and answer.question_id == qid and (answer_text := answer.plain) is not None:
-                    question, kind = text.decode().strip(), kinds.get(qtype, _TOO_LONG)
-                    if kind is _TOO_LONG and len(qtype) <= cap:
-                        kind = kinds[qtype] = qtype.decode() or None
-                    if question and len(question) <= cap and kind is not _TOO_LONG:
-                        seen[qid] = at
-                        add((prefix + str(qid), fields, question, answer_text, kind, at))
-                        continue
-            elif text.strip():  # RSVQA-HR: 59k withdrawn questions
-                seen[qid] = at
-                yield Rejected(name, INACTIVE_QUESTION, raw_index=at, excerpt=question_excerpt(element), deliberate=True)
-                continue
-        yield from _exact_path(source, raw_dir, files, state, at, decode(element), answers, seen, missing_answers, block)
+    start, exact = 0, [at for at, fate in enumerate(fates) if fate == _EXACT]
+    for stop in exact + [len(fates)]:  # the runs between exact-path questions, column by column
+        if stop > start:
+            run = slice(start, stop)
+            rows = list(map(_ROW.__eq__, fates[run]))
+            row_indexes = list(compress(indexes[run], rows))
+            row_qids = list(compress(qids[run], rows))
+            seen.update(zip(row_qids, row_indexes))
+            block.extend(map(prefix.__add__, map(str, row_qids)), compress(media_col[run], rows), compress(questions[run], rows),
+                         compress(answer_col[run], rows), compress(types[run], rows), row_indexes)  # fmt: skip
+            if _WITHDRAWN in fates[run]:  # RSVQA-HR: 59k withdrawn questions
+                for qid, at, element in compress(zip(qids[run], indexes[run], elements[run]), map(_WITHDRAWN.__eq__, fates[run])):
+                    seen[qid] = at
+                    yield Rejected(name, INACTIVE_QUESTION, raw_index=at, excerpt=question_excerpt(element), deliberate=True)
+        if stop < len(fates):
+            yield from _exact_path(source, raw_dir, files, state, indexes[stop], decode(elements[stop]), answers, seen,
+                                   missing_answers, block)  # fmt: skip
+        start = stop + 1
+
+
+# a question's fate in _piece_rows
+_ROW, _WITHDRAWN, _SKIP, _EXACT = 0, 1, 2, 3
 
 
 _OTHER_SPLIT, _TOO_LONG = object(), object()
@@ -213,7 +229,7 @@ def _piece_rows_each(source: Any, raw_dir: Path, files: Any, state: Any, index: 
     as ``_question`` rejects it; every other element is decoded and judged by ``_question`` at its place."""
     tag, homes, active_in, prefix = files.tag, state.homes, state.active_in, f"{source.name}:"
     name = source.file_name(files.tag, "questions")
-    add = block.items.append
+    add = block.add_row
     last_image, home, alone = None, None, False  # questions come image by image: its facts once per run
     for element, qid, img_id, qtype, text, answer_ids, active, run in piece.rows:
         if run:
@@ -236,7 +252,7 @@ def _piece_rows_each(source: Any, raw_dir: Path, files: Any, state: Any, index: 
                         fields = media.fields if image == media.img_id else media.of(image)
                         if fields is not None:
                             seen[qid] = index
-                            add((prefix + str(qid), fields, question, answer_text, kind or None, index))
+                            add(prefix + str(qid), fields, question, answer_text, kind or None, index)
                             index += 1
                             continue
             elif active == b"false" and text.strip():  # RSVQA-HR: 59k withdrawn questions
@@ -302,6 +318,9 @@ class RsvqaAnswer:
     plain: str | None = None
 
 
+_NO_ANSWER = RsvqaAnswer(-1, None, None, False)  # what _piece_rows finds for an answer id not in the file
+
+
 def every_owner_known(answers: dict, question_ids: set) -> bool:
     """True when every answer names a question of ``question_ids`` with an integer (``type() is int``):
     two passes in C over RSVQA-HR's million answers instead of a loop."""
@@ -309,7 +328,7 @@ def every_owner_known(answers: dict, question_ids: set) -> bool:
     return set(map(type, owners)) <= {int} and question_ids.issuperset(owners)
 
 
-_QUESTION_ID = attrgetter("question_id")
+_QUESTION_ID, _PLAIN = attrgetter("question_id"), attrgetter("plain")
 
 
 def plain_answer(text: Any, active: Any, cap: int) -> str | None:
