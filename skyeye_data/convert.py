@@ -24,7 +24,7 @@ from skyeye_data.io import atomic_path
 from skyeye_data.quarantine import QuarantineLog, StrictModeError, short_reason
 from skyeye_data.schema import RECORD_SCHEMA, Record, record_to_row, row_to_record
 from skyeye_data.sources import get_source
-from skyeye_data.sources.base import Rejected
+from skyeye_data.sources.base import Rejected, RejectedRun
 from skyeye_data.sources.row_block import VqaRowBlock
 
 __all__ = ["BATCH_ROWS", "GROUP_ROWS", "ConvertSummary", "StrictModeError", "convert_records", "convert_source",
@@ -80,12 +80,13 @@ class ConvertSummary:
     def records_in(self) -> int:
         return self.written + self.quarantined
 
-    def count_rejection(self, item: Rejected) -> None:
+    def count_rejection(self, item: Rejected | RejectedRun) -> None:
+        n = len(item) if isinstance(item, RejectedRun) else 1
         if item.level == "record":
-            self.quarantined += 1
-            self.reasons[short_reason(item.reason)] += 1
+            self.quarantined += n
+            self.reasons[short_reason(item.reason)] += n
         else:
-            self.parts_quarantined += 1
+            self.parts_quarantined += n
 
 
 def convert_records(
@@ -120,6 +121,10 @@ def convert_records(
             if isinstance(item, Rejected):
                 on_rejected(item.to_json(name))
                 summary.count_rejection(item)
+            elif isinstance(item, RejectedRun):
+                for entry in item.entries(name):
+                    on_rejected(entry)
+                summary.count_rejection(item)
             elif isinstance(item, VqaRowBlock):
                 groups.add_table(item.to_table())
                 summary.written += item.rows
@@ -132,7 +137,7 @@ def convert_records(
                 summary.by_split[item.split] += 1
                 if on_record is not None:
                     on_record(item)
-            done.add(item.rows if isinstance(item, VqaRowBlock) else 1)
+            done.add(item.rows if isinstance(item, VqaRowBlock) else len(item) if isinstance(item, RejectedRun) else 1)
         done.flush()
         groups.close()
     return summary

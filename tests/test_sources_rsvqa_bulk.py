@@ -161,3 +161,20 @@ def test_row_block_conversion_does_not_import_pandas(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+def test_a_rejected_run_is_its_rejections():
+    """RejectedRun (what the bulk reader yields for a run of withdrawn questions) gives the entries of
+    the Rejected items it stands for, in order, and counts as that many record-level rejections."""
+    from skyeye_data.convert import ConvertSummary
+    from skyeye_data.sources.base import Rejected, RejectedRun
+
+    excerpts = ['{"id": 1, "question": "a /home/me/raw/x.tif?"}', "lone \udc80", None, "x" * 400]
+    run = RejectedRun("USGS_split_train_questions.json", _rsvqa_rows.INACTIVE_QUESTION, [3, 5, 8, 13], excerpts, deliberate=True)
+    singles = [Rejected(run.raw_file, run.reason, raw_index=i, excerpt=e, deliberate=True) for i, e in zip(run.raw_indexes, excerpts)]
+    assert list(run.entries("rsvqa_hr")) == [r.to_json("rsvqa_hr") for r in singles]
+    summary = ConvertSummary("rsvqa_hr")
+    summary.count_rejection(run)
+    assert summary.quarantined == 4 and sum(summary.reasons.values()) == 4
+    with pytest.raises(ValueError):  # an excerpt per index
+        list(RejectedRun("f", "r", [1, 2], ["x"]).entries("s"))

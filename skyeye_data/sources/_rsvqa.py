@@ -166,8 +166,8 @@ class RsvqaSource(SourceConverter):
         return self._items(raw_dir, rows=False)
 
     def row_items(self, raw_dir: Path) -> Iterator[VqaRowBlock | Rejected]:
-        """:meth:`records` with the records as row blocks (``skyeye convert``'s path): the same rows,
-        the same rejections in the same order (:mod:`skyeye_data.sources._rsvqa_rows`)."""
+        """:meth:`records` with the records as row blocks (``skyeye convert``'s path): the same rows, the same
+        rejections in the same order, a run of withdrawn questions as one ``RejectedRun`` (``_rsvqa_rows``)."""
         return self._items(raw_dir, rows=True)
 
     def _items(self, raw_dir: Path, rows: bool) -> Iterator[Record | VqaRowBlock | Rejected]:

@@ -39,7 +39,7 @@ from typing import Any, Iterator
 
 from skyeye_data.json_stream import iter_json_chunks
 from skyeye_data.rawfs import current_limits
-from skyeye_data.sources.base import ImageInfo, Rejected
+from skyeye_data.sources.base import ImageInfo, Rejected, RejectedRun
 from skyeye_data.sources.row_block import VqaRowBlock
 from skyeye_data.sources._rsvqa_padding import padding_runs
 from skyeye_data.sources._rsvqa_text import CanonicalPiece, answer_piece, decode, question_excerpt, question_piece
@@ -49,7 +49,7 @@ BLOCK_ROWS = 16384  # rows per yielded block (memory: a few MB of Python strings
 
 
 def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answers: dict,
-                       seen: dict, question_ids: set, missing_answers: str | None) -> Iterator[Rejected | VqaRowBlock]:  # fmt: skip
+                       seen: dict, question_ids: set, missing_answers: str | None) -> Iterator[Rejected | RejectedRun | VqaRowBlock]:  # fmt: skip
     """The rejections and row blocks of one split's questions file, in file order (a JsonStreamError
     from the file is raised after the rows read before it were yielded). ``source``, ``files`` and
     ``state``: the RsvqaSource, SplitFiles and _ReadState of :mod:`skyeye_data.sources._rsvqa`
@@ -117,7 +117,7 @@ def read_question_rows(source: Any, raw_dir: Path, files: Any, state: Any, answe
 
 def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, piece: CanonicalPiece, answers: dict,
                seen: dict, question_ids: set, missing_answers: str | None, block: VqaRowBlock, media: "_ImageMedia",
-               cap: int) -> Iterator[Rejected]:  # fmt: skip
+               cap: int) -> Iterator[Rejected | RejectedRun]:  # fmt: skip
     """The loop of :func:`read_question_rows` over a canonical piece (:mod:`skyeye_data.sources._rsvqa_text`),
     column by column: the element rows' indexes, ids, answers and texts in C-level passes, each image's
     facts once, then one expression per question for its fate (a row, a withdrawn question, another
@@ -175,10 +175,12 @@ def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, 
             seen.update(zip(row_qids, row_indexes))
             block.extend(map(prefix.__add__, map(str, row_qids)), compress(media_col[run], rows), compress(questions[run], rows),
                          compress(answer_col[run], rows), compress(types[run], rows), row_indexes)  # fmt: skip
-            if _WITHDRAWN in fates[run]:  # RSVQA-HR: 59k withdrawn questions
-                for qid, at, element in compress(zip(qids[run], indexes[run], elements[run]), map(_WITHDRAWN.__eq__, fates[run])):
-                    seen[qid] = at
-                    yield Rejected(name, INACTIVE_QUESTION, raw_index=at, excerpt=question_excerpt(element), deliberate=True)
+            if _WITHDRAWN in fates[run]:  # RSVQA-HR: 59k withdrawn questions, rejected as _question does
+                withdrawn = list(map(_WITHDRAWN.__eq__, fates[run]))
+                at = list(compress(indexes[run], withdrawn))
+                seen.update(zip(compress(qids[run], withdrawn), at))
+                yield RejectedRun(name, INACTIVE_QUESTION, at, list(map(question_excerpt, compress(elements[run], withdrawn))),
+                                  deliberate=True)  # fmt: skip
         if stop < len(fates):
             yield from _exact_path(source, raw_dir, files, state, indexes[stop], decode(elements[stop]), answers, seen,
                                    missing_answers, block)  # fmt: skip

@@ -6,7 +6,8 @@ Counting contract: for each raw record a converter reads (a caption entry, a que
 an annotated object or image), ``records`` yields exactly one item: a record, or a
 :class:`Rejected` with ``level="record"``. Problems below record level (one object of an image
 dropped because it lies wholly outside) are yielded as ``Rejected(level="part")`` *in addition* to
-the record; they reach the quarantine file but do not count in the record balance.
+the record; they reach the quarantine file but do not count in the record balance. A bulk reader
+(``row_items``) may yield a :class:`RejectedRun` for several record-level rejections in a row.
 """
 
 from __future__ import annotations
@@ -58,6 +59,32 @@ class Rejected:
             "reason": rawfs.strip_paths(safe_text(self.reason)),
             "excerpt": rawfs.strip_paths(safe_text((self.excerpt or "")[:300])) or None,
         }
+
+
+@dataclass(frozen=True)
+class RejectedRun:
+    """Record-level rejections of one raw file that share their reason, in file order: what a bulk
+    reader yields in place of one :class:`Rejected` each (RSVQA-HR's 59k withdrawn questions, whose
+    Rejected objects, generator steps and per-entry cleaning of one reason cost ~0.5 s). It counts
+    as ``len(raw_indexes)`` record-level rejections; :meth:`entries` are the ``to_json`` of those
+    Rejected items, in order."""
+
+    raw_file: str
+    reason: str
+    raw_indexes: list[int]
+    excerpts: list[str | None]  # one per raw index
+    deliberate: bool = False
+    level: ClassVar[str] = "record"
+
+    def __len__(self) -> int:
+        return len(self.raw_indexes)
+
+    def entries(self, source: str) -> Iterator[dict]:
+        raw_file, reason = safe_text(self.raw_file), rawfs.strip_paths(safe_text(self.reason))
+        for raw_index, excerpt in zip(self.raw_indexes, self.excerpts, strict=True):
+            yield {"source": source, "raw_file": raw_file, "raw_line": None, "raw_index": raw_index, "level": "record",
+                   "deliberate": self.deliberate, "reason": reason,
+                   "excerpt": rawfs.strip_paths(safe_text((excerpt or "")[:300])) or None}  # fmt: skip
 
 
 class SourceConverter:

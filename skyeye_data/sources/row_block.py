@@ -16,10 +16,11 @@ Rows come in three ways: :meth:`~VqaRowBlock.add_row` for a row whose every chec
 from __future__ import annotations
 
 from array import array
-from itertools import accumulate, chain, compress, groupby, repeat
+from itertools import chain, groupby, repeat
 from operator import is_not as _IS_NOT_NONE
 from typing import Any, Iterable
 
+import numpy as np
 import pyarrow as pa
 
 from skyeye_data.schema import RECORD_SCHEMA, VQARecord, record_to_row
@@ -175,28 +176,30 @@ class _NotAscii(Exception):
 
 
 def _strings(values: list) -> pa.Array:
-    """A string array of ``values`` (str or None), ASCII text: one join, the offsets from the lengths."""
+    """A string array of ``values`` (str or None), ASCII text: one join, the offsets a cumulative sum
+    of the lengths (numpy: a loop of Python ints cost as much as the join)."""
+    n = len(values)
     present = values if None not in values else ["" if value is None else value for value in values]
     data = "".join(present)  # a TypeError for anything but str
     if not data.isascii() or len(data) >= 1 << 31:  # a character is a byte; int32 offsets
         raise _NotAscii
-    offsets = pa.py_buffer(array("i", accumulate(map(len, present), initial=0)))
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.fromiter(map(len, present), np.int32, n), out=offsets[1:])
     if present is values:
-        return pa.StringArray.from_buffers(len(values), offsets, pa.py_buffer(data.encode("ascii")))
-    valid = bytearray((len(values) + 7) // 8)  # Arrow's validity bitmap: bit i of byte i // 8, least significant first
-    for row in compress(range(len(values)), map(_IS_NOT_NONE, values, repeat(None))):
-        valid[row >> 3] |= 1 << (row & 7)
-    nulls = len(values) - sum(map(int.bit_count, valid))
-    return pa.StringArray.from_buffers(len(values), offsets, pa.py_buffer(data.encode("ascii")), pa.py_buffer(bytes(valid)), nulls)
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data.encode("ascii")))
+    valid = np.fromiter(map(_IS_NOT_NONE, values, repeat(None)), np.bool_, n)
+    bitmap = np.packbits(valid, bitorder="little")  # Arrow's validity bitmap: least significant bit first
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data.encode("ascii")), pa.py_buffer(bitmap),
+                                       n - int(valid.sum()))  # fmt: skip
 
 
 def _repeated(value: Any, n: int, type_: pa.DataType) -> pa.Array:
     if value is None:
         return pa.nulls(n, type_)
-    if type_ == pa.string() and type(value) is str and value.isascii():
+    if type_ == pa.string() and type(value) is str and value.isascii() and (n + 1) * len(value) < 1 << 31:
         width = len(value)
-        offsets = pa.py_buffer(array("i", range(0, (n + 1) * width, width) if width else bytes(4 * (n + 1))))
-        return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(value.encode("ascii") * n))
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32) if width else np.zeros(n + 1, np.int32)
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(value.encode("ascii") * n))
     return pa.repeat(pa.scalar(value, type_), n)
 
 
