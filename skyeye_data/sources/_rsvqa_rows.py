@@ -169,16 +169,17 @@ def _piece_rows(source: Any, raw_dir: Path, files: Any, state: Any, index: int, 
     for stop in exact + [len(fates)]:  # the runs between exact-path questions, column by column
         if stop > start:
             run = slice(start, stop)
-            rows = list(map(_ROW.__eq__, fates[run]))
-            row_indexes = list(compress(indexes[run], rows))
-            row_qids = list(compress(qids[run], rows))
+            run_fates, run_indexes, run_qids = fates[run], indexes[run], qids[run]
+            rows = list(map(_ROW.__eq__, run_fates))
+            row_indexes = list(compress(run_indexes, rows))
+            row_qids = list(compress(run_qids, rows))
             seen.update(zip(row_qids, row_indexes))
             block.extend(map(prefix.__add__, map(str, row_qids)), compress(media_col[run], rows), compress(questions[run], rows),
                          compress(answer_col[run], rows), compress(types[run], rows), row_indexes)  # fmt: skip
-            if _WITHDRAWN in fates[run]:  # RSVQA-HR: 59k withdrawn questions, rejected as _question does
-                withdrawn = list(map(_WITHDRAWN.__eq__, fates[run]))
-                at = list(compress(indexes[run], withdrawn))
-                seen.update(zip(compress(qids[run], withdrawn), at))
+            if _WITHDRAWN in run_fates:  # RSVQA-HR: 59k withdrawn questions, rejected as _question does
+                withdrawn = list(map(_WITHDRAWN.__eq__, run_fates))
+                at = list(compress(run_indexes, withdrawn))
+                seen.update(zip(compress(run_qids, withdrawn), at))
                 yield RejectedRun(name, INACTIVE_QUESTION, at, list(map(question_excerpt, compress(elements[run], withdrawn))),
                                   deliberate=True)  # fmt: skip
         if stop < len(fates):

@@ -16,7 +16,7 @@ Rows come in three ways: :meth:`~VqaRowBlock.add_row` for a row whose every chec
 from __future__ import annotations
 
 from array import array
-from itertools import chain, groupby, repeat
+from itertools import groupby, repeat
 from operator import is_not as _IS_NOT_NONE
 from typing import Any, Iterable
 
@@ -143,12 +143,13 @@ def _runs(media: list[tuple]) -> tuple[list[tuple], pa.Array]:
     """The media tuples of a block once per run (the rows of one image share one tuple) and each row's
     run: the media columns are built from the ~100x fewer runs and taken per row (the same values;
     converting them per row was most of ``to_table``). A run is equal tuples in a row (groupby), and
-    the row numbers are made in C from the run lengths."""
+    the row numbers are made by numpy from the run lengths (no Python int per row)."""
     images, lengths = [], []
     for value, rows in groupby(media):
         images.append(value)
         lengths.append(len(list(rows)))
-    return images, _array(list(chain.from_iterable(map(repeat, range(len(images)), lengths))), pa.int32())
+    runs = np.repeat(np.arange(len(images), dtype=np.int32), np.array(lengths, dtype=np.int64))
+    return images, pa.Array.from_buffers(pa.int32(), len(runs), [None, pa.py_buffer(runs)])
 
 
 # Arrays built from buffers, not converted from Python values by ``pa.array``: pyarrow's conversion
